@@ -1,0 +1,67 @@
+/**
+ * The closed set of machine-readable error codes. Each one is a row of the error contract; the wire body
+ * carries it as `code` next to the NestJS-compatible `statusCode`/`error`/`message`.
+ */
+export const PREVIEW_ERROR_CODES = [
+  // The locked rows (CONTRACT.md); their statuses and messages never change.
+  'INVALID_PORT',
+  'PORT_REQUIRED',
+  'PREVIEW_NOT_REGISTERED',
+  'CONTAINER_LOOKUP_FAILED',
+  'CONTAINER_NOT_RUNNING',
+  'CONTAINER_NO_IP',
+  'UPSTREAM_CONNECT_FAILED',
+  'FORBIDDEN',
+  // Rows the seed never covered.
+  'INVALID_SESSION_ID',
+  'MALFORMED_JSON',
+  'UNSUPPORTED_MEDIA_TYPE',
+  'PAYLOAD_TOO_LARGE',
+  'MALFORMED_PATH',
+  'ROUTE_NOT_FOUND',
+  'INTERNAL',
+] as const;
+
+/** One of {@link PREVIEW_ERROR_CODES}. */
+export type PreviewErrorCode = (typeof PREVIEW_ERROR_CODES)[number];
+
+/** HTTP status of each error code: the single table every adapter answers with. */
+export const ERROR_STATUS = {
+  INVALID_PORT: 400,
+  PORT_REQUIRED: 400,
+  PREVIEW_NOT_REGISTERED: 404,
+  CONTAINER_LOOKUP_FAILED: 500,
+  CONTAINER_NOT_RUNNING: 500,
+  CONTAINER_NO_IP: 500,
+  UPSTREAM_CONNECT_FAILED: 502,
+  FORBIDDEN: 403,
+  INVALID_SESSION_ID: 400,
+  MALFORMED_JSON: 400,
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  PAYLOAD_TOO_LARGE: 413,
+  MALFORMED_PATH: 400,
+  ROUTE_NOT_FOUND: 404,
+  INTERNAL: 500,
+} as const satisfies Record<PreviewErrorCode, number>;
+
+/** The HTTP status of an error code. */
+export function getHttpStatus(code: PreviewErrorCode): number {
+  return ERROR_STATUS[code];
+}
+
+// NestJS puts the standard reason phrase in `error`; clients match on it, so the phrases are spelled here
+// rather than borrowed from a runtime table that could drift.
+const REASON_PHRASES: Readonly<Record<number, string>> = {
+  400: 'Bad Request',
+  403: 'Forbidden',
+  404: 'Not Found',
+  413: 'Payload Too Large',
+  415: 'Unsupported Media Type',
+  500: 'Internal Server Error',
+  502: 'Bad Gateway',
+};
+
+/** The HTTP reason phrase sent as `error` for a status. */
+export function getReasonPhrase(status: number): string {
+  return REASON_PHRASES[status] ?? 'Error';
+}

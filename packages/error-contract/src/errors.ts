@@ -1,0 +1,105 @@
+import { ERROR_STATUS, type PreviewErrorCode } from './codes.js';
+
+/** Options of a {@link PreviewError}. */
+export interface PreviewErrorOptions {
+  /** The underlying failure, kept for logs; never sent to the client. */
+  cause?: unknown;
+}
+
+/**
+ * The one error class the libraries throw. The message is the client-facing contract message; the
+ * underlying failure travels in `cause` so it reaches logs but never the wire.
+ */
+export class PreviewError extends Error {
+  /** Machine-readable code, a row of the error contract. */
+  readonly code: PreviewErrorCode;
+  /** HTTP status the code maps to. */
+  readonly status: number;
+
+  constructor(code: PreviewErrorCode, message: string, options: PreviewErrorOptions = {}) {
+    super(message, 'cause' in options ? { cause: options.cause } : undefined);
+    this.name = 'PreviewError';
+    this.code = code;
+    this.status = ERROR_STATUS[code];
+  }
+}
+
+/** Whether a value is a {@link PreviewError} (also across duplicated package copies). */
+export function isPreviewError(value: unknown): value is PreviewError {
+  return (
+    value instanceof PreviewError ||
+    (value instanceof Error &&
+      value.name === 'PreviewError' &&
+      typeof (value as Partial<PreviewError>).code === 'string' &&
+      typeof (value as Partial<PreviewError>).status === 'number')
+  );
+}
+
+/** Reason text of a failure, for the "Failed to validate container" message. */
+export function describeCause(cause: unknown): string {
+  if (cause instanceof Error) {
+    // dockerode puts the daemon's own words in `json.message` and a noisy prefix in `message`.
+    const json = (cause as { json?: unknown }).json;
+    if (json && typeof json === 'object' && typeof (json as { message?: unknown }).message === 'string') {
+      return (json as { message: string }).message;
+    }
+    return cause.message || cause.name;
+  }
+  return String(cause);
+}
+
+/** Factories for every contract row: the only place client-facing messages are spelled. */
+export const previewErrors = {
+  /** 400: the port is not an integer in 1024..65535 (or not a JSON number). */
+  invalidPort: () => new PreviewError('INVALID_PORT', 'Port must be an integer between 1024 and 65535'),
+  /** 400: no body, an empty body, or no `port` field. */
+  portRequired: () => new PreviewError('PORT_REQUIRED', "Request body field 'port' is required"),
+  /** 404: the session has no registered preview port. */
+  previewNotRegistered: (sessionId: string) =>
+    new PreviewError('PREVIEW_NOT_REGISTERED', `No preview port registered for session ${sessionId}`),
+  /** 500: the container was not found or Docker failed; the reason is part of the message. */
+  containerLookupFailed: (sessionId: string, cause: unknown) =>
+    new PreviewError(
+      'CONTAINER_LOOKUP_FAILED',
+      `Failed to validate container for session ${sessionId}: ${describeCause(cause)}`,
+      { cause },
+    ),
+  /** 500: the container exists but is not running (stopped, paused, restarting...). */
+  containerNotRunning: (sessionId: string) =>
+    new PreviewError('CONTAINER_NOT_RUNNING', `Container for session ${sessionId} is not running`),
+  /** 500: the container runs but has no IPv4 address on any usable network. */
+  containerNoIp: (sessionId: string) =>
+    new PreviewError('CONTAINER_NO_IP', `Container for session ${sessionId} has no IP address`),
+  /** 502: the connection to the preview server failed (refused, unreachable, reset before a response). */
+  upstreamConnectFailed: (cause?: unknown) =>
+    new PreviewError(
+      'UPSTREAM_CONNECT_FAILED',
+      'Failed to connect to preview server',
+      cause === undefined ? {} : { cause },
+    ),
+  /** 403: the internal key is missing or wrong. */
+  forbidden: () => new PreviewError('FORBIDDEN', 'Forbidden'),
+  /** 400: the session id does not match the container-name pattern; it never reaches Docker. */
+  invalidSessionId: () =>
+    new PreviewError(
+      'INVALID_SESSION_ID',
+      'Session id must match ^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$',
+    ),
+  /** 400: the request body is not valid JSON. */
+  malformedJson: (cause?: unknown) =>
+    new PreviewError('MALFORMED_JSON', 'Request body is not valid JSON', cause === undefined ? {} : { cause }),
+  /** 415: a body was sent with a content type other than JSON. */
+  unsupportedMediaType: () =>
+    new PreviewError('UNSUPPORTED_MEDIA_TYPE', 'Request body must be application/json'),
+  /** 413: the request body is larger than the route accepts. */
+  payloadTooLarge: (limitBytes: number) =>
+    new PreviewError('PAYLOAD_TOO_LARGE', `Request body must not exceed ${limitBytes} bytes`),
+  /** 400: the path has malformed percent-encoding or is otherwise unparseable. */
+  malformedPath: () => new PreviewError('MALFORMED_PATH', 'Request path is malformed'),
+  /** 404: no route matches the method and path. */
+  routeNotFound: (method: string, path: string) =>
+    new PreviewError('ROUTE_NOT_FOUND', `Cannot ${method} ${path}`),
+  /** 500: anything unexpected; details go to the logs only. */
+  internal: (cause?: unknown) =>
+    new PreviewError('INTERNAL', 'Internal server error', cause === undefined ? {} : { cause }),
+} as const;

@@ -1,0 +1,22 @@
+export {
+  ERROR_STATUS,
+  getHttpStatus,
+  getReasonPhrase,
+  PREVIEW_ERROR_CODES,
+  type PreviewErrorCode,
+} from './codes.js';
+export {
+  describeCause,
+  isPreviewError,
+  PreviewError,
+  type PreviewErrorOptions,
+  previewErrors,
+} from './errors.js';
+export {
+  type ErrorBody,
+  type ErrorResponse,
+  errorBodySchema,
+  toErrorBody,
+  toErrorResponse,
+  type UnexpectedErrorLogger,
+} from './wire.js';
