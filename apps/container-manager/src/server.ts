@@ -1,0 +1,64 @@
+import { once } from 'node:events';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import {
+  type ContainerResolver,
+  createContainerResolver,
+  createDockerClient,
+  createPreviewApp,
+  type PreviewRegistry,
+} from '@sandbox/preview-core';
+import type { ContainerManagerConfig } from './config.js';
+
+/** What a running container-manager exposes to its caller (main, or a test). */
+export interface RunningContainerManager {
+  server: Server;
+  /** `http://host:port` it listens on. */
+  url: string;
+  /** Stops accepting, lets in-flight requests finish for up to the grace period, then cuts the rest. */
+  close(): Promise<void>;
+}
+
+/** Dependencies a test may replace; production uses the defaults built from the configuration. */
+export interface ContainerManagerDeps {
+  registry?: PreviewRegistry;
+  resolver?: ContainerResolver;
+}
+
+/** Builds the app from the configuration and listens. */
+export async function startContainerManager(
+  config: ContainerManagerConfig,
+  deps: ContainerManagerDeps = {},
+): Promise<RunningContainerManager> {
+  const env = config.DOCKER_HOST === undefined ? {} : { DOCKER_HOST: config.DOCKER_HOST };
+  const resolver =
+    deps.resolver ??
+    createContainerResolver({
+      docker: createDockerClient({ ...process.env, ...env }),
+      ...(config.PREVIEW_NETWORK === undefined ? {} : { network: config.PREVIEW_NETWORK }),
+    });
+  const app = createPreviewApp({
+    internalServiceKey: config.INTERNAL_SERVICE_KEY,
+    resolver,
+    ...(deps.registry === undefined ? {} : { registry: deps.registry }),
+  });
+  const server = createServer(app);
+  server.listen(config.PORT, config.HOST);
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  const host = config.HOST === '0.0.0.0' ? '127.0.0.1' : config.HOST;
+
+  return {
+    server,
+    url: `http://${host}:${port}`,
+    async close() {
+      const closed = once(server, 'close');
+      server.close();
+      server.closeIdleConnections();
+      const timer = setTimeout(() => server.closeAllConnections(), config.SHUTDOWN_GRACE_MS);
+      timer.unref();
+      await closed;
+      clearTimeout(timer);
+    },
+  };
+}

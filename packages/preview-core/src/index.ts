@@ -1,0 +1,40 @@
+export {
+  type ContainerResolver,
+  createContainerResolver,
+  createDockerClient,
+} from '@sandbox/container-resolver';
+export {
+  type ErrorBody,
+  errorBodySchema,
+  isPreviewError,
+  PREVIEW_ERROR_CODES,
+  PreviewError,
+  type PreviewErrorCode,
+  previewErrors,
+  toErrorResponse,
+} from '@sandbox/error-contract';
+export {
+  createInMemoryRegistry,
+  isValidSessionId,
+  type PreviewRegistration,
+  type PreviewRegistry,
+  previewPortSchema,
+  sessionIdSchema,
+} from '@sandbox/preview-registry';
+export { createPreviewProxy, createUpstreamAgent, type PreviewProxy } from '@sandbox/proxy-core';
+export { createErrorHandler, type ErrorHandlerOptions, notFoundHandler, toPreviewError } from './http-errors.js';
+export { createKeyMatcher, INTERNAL_KEY_HEADER_NAME, requireInternalKey } from './internal-key.js';
+export {
+  createPreviewApp,
+  createPreviewRouter,
+  DEFAULT_PREFIXES,
+  type PreviewAppOptions,
+  type PreviewRouterOptions,
+} from './preview-router.js';
+export { createProxyRoute, type ProxyRouteOptions } from './proxy-route.js';
+export { parseRegistrationBody, REGISTRATION_BODY_LIMIT_BYTES } from './registration.js';
+export {
+  createPreviewTargetResolver,
+  type PreviewTargetResolver,
+  type PreviewTargetResolverOptions,
+} from './target.js';

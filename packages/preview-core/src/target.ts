@@ -1,0 +1,40 @@
+import type { ContainerResolver } from '@sandbox/container-resolver';
+import { isPreviewError, previewErrors } from '@sandbox/error-contract';
+import type { PreviewRegistry } from '@sandbox/preview-registry';
+import type { UpstreamTarget } from '@sandbox/proxy-core';
+
+/** Turns a validated session id into where its preview is served, in the contract's order of checks. */
+export interface PreviewTargetResolver {
+  /** Registry first (404 without touching Docker), then the container (500s), then ip:port. */
+  resolve(sessionId: string): Promise<UpstreamTarget>;
+  /** Registration's check: the container exists and runs (an address is only needed to proxy). */
+  assertContainerRunning(sessionId: string): Promise<void>;
+}
+
+/** Options of {@link createPreviewTargetResolver}. */
+export interface PreviewTargetResolverOptions {
+  registry: PreviewRegistry;
+  resolver: ContainerResolver;
+}
+
+/** Composes the registry and the container resolver. */
+export function createPreviewTargetResolver({
+  registry,
+  resolver,
+}: PreviewTargetResolverOptions): PreviewTargetResolver {
+  return {
+    async resolve(sessionId) {
+      const port = await registry.lookup(sessionId);
+      if (port === undefined) throw previewErrors.previewNotRegistered(sessionId);
+      const container = await resolver.resolve(sessionId);
+      return { host: container.ip, port };
+    },
+    async assertContainerRunning(sessionId) {
+      try {
+        await resolver.resolve(sessionId);
+      } catch (error) {
+        if (!(isPreviewError(error) && error.code === 'CONTAINER_NO_IP')) throw error;
+      }
+    },
+  };
+}

@@ -1,0 +1,67 @@
+import { describe, expect, it } from 'vitest';
+import { createInMemoryRegistry } from './registry.js';
+import { isValidSessionId, previewPortSchema } from './schemas.js';
+
+describe('createInMemoryRegistry', () => {
+  it('registers, looks up and forgets; the last write wins', async () => {
+    const registry = createInMemoryRegistry();
+    expect(await registry.lookup('a')).toBeUndefined();
+    expect(await registry.register('a', 3000)).toEqual({ sessionId: 'a', port: 3000 });
+    await registry.register('a', 4000);
+    expect(await registry.lookup('a')).toBe(4000);
+    expect(await registry.unregister('a')).toBe(true);
+    expect(await registry.unregister('a')).toBe(false);
+    expect(await registry.lookup('a')).toBeUndefined();
+  });
+
+  it('keeps sessions apart and accepts initial registrations', async () => {
+    const registry = createInMemoryRegistry({ initial: [{ sessionId: 'x', port: 5000 }] });
+    await registry.register('y', 6000);
+    expect(await registry.lookup('x')).toBe(5000);
+    expect(await registry.lookup('y')).toBe(6000);
+  });
+
+  it('does not confuse prototype keys with sessions', async () => {
+    const registry = createInMemoryRegistry();
+    expect(await registry.lookup('constructor')).toBeUndefined();
+    expect(await registry.lookup('__proto__')).toBeUndefined();
+  });
+});
+
+describe('session ids', () => {
+  it.each(['a', 'A1', 'abc-DEF_1.2', '0', 'a'.repeat(128)])('accepts %s', (id) => {
+    expect(isValidSessionId(id)).toBe(true);
+  });
+  it.each([
+    '',
+    '-a',
+    '_a',
+    '.a',
+    'a/b',
+    '..',
+    'a b',
+    'a%2Fb',
+    'a\u0000',
+    'é',
+    'a'.repeat(129),
+    'a\n',
+  ])('rejects %j', (id) => {
+    expect(isValidSessionId(id)).toBe(false);
+  });
+  it('rejects non-strings', () => {
+    expect(isValidSessionId(42)).toBe(false);
+    expect(isValidSessionId(undefined)).toBe(false);
+  });
+});
+
+describe('previewPortSchema', () => {
+  it.each([1024, 3000, 65535])('accepts %i', (port) => {
+    expect(previewPortSchema.safeParse(port).success).toBe(true);
+  });
+  it.each([1023, 65536, 0, -1, 3000.5, Number.NaN, Number.POSITIVE_INFINITY, '3000', null, true])(
+    'rejects %p',
+    (port) => {
+      expect(previewPortSchema.safeParse(port).success).toBe(false);
+    },
+  );
+});

@@ -1,0 +1,56 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import { describe, expect, it } from 'vitest';
+import { stripRequestHeaders, stripResponseHeaders } from './headers.js';
+
+describe('stripRequestHeaders', () => {
+  it.each<[string, IncomingHttpHeaders, IncomingHttpHeaders]>([
+    ['the internal key', { 'x-internal-service-key': 's3cret', accept: '*/*' }, { accept: '*/*' }],
+    [
+      'RFC 9110 hop-by-hop fields',
+      {
+        connection: 'keep-alive',
+        'keep-alive': 'timeout=5',
+        'proxy-connection': 'keep-alive',
+        'proxy-authorization': 'Basic x',
+        te: 'trailers',
+        trailer: 'x-sum',
+        upgrade: 'h2c',
+        host: 'example.test',
+      },
+      { host: 'example.test' },
+    ],
+    [
+      'fields named by Connection',
+      { connection: 'close, X-Secret-Hop , x-other', 'x-secret-hop': '1', 'x-other': '2', 'x-kept': '3' },
+      { 'x-kept': '3' },
+    ],
+    ['Expect, already answered by this hop', { expect: '100-continue', 'content-length': '5' }, { 'content-length': '5' }],
+    [
+      'never the framing of the body',
+      { connection: 'transfer-encoding', 'transfer-encoding': 'chunked' },
+      { 'transfer-encoding': 'chunked' },
+    ],
+  ])('removes %s', (_name, headers, expected) => {
+    stripRequestHeaders(headers);
+    expect(headers).toEqual(expected);
+  });
+});
+
+describe('stripResponseHeaders', () => {
+  it('removes hop-by-hop fields and those Connection names, keeps end-to-end ones', () => {
+    const headers: IncomingHttpHeaders = {
+      connection: 'keep-alive, x-hop',
+      'keep-alive': 'timeout=5',
+      'x-hop': 'a',
+      'set-cookie': ['a=1', 'b=2'],
+      'content-type': 'text/plain',
+      'x-internal-service-key': 'echoed-by-app',
+    };
+    stripResponseHeaders(headers);
+    expect(headers).toEqual({
+      'set-cookie': ['a=1', 'b=2'],
+      'content-type': 'text/plain',
+      'x-internal-service-key': 'echoed-by-app',
+    });
+  });
+});

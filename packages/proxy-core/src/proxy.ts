@@ -1,0 +1,134 @@
+import type { Agent, ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { previewErrors } from '@sandbox/error-contract';
+import { createProxyMiddleware, type Plugin } from 'http-proxy-middleware';
+import { createUpstreamAgent, type UpstreamAgentOptions } from './agent.js';
+import { stripRequestHeaders, stripResponseHeaders } from './headers.js';
+import { isUpstreamConnectFailure } from './upstream-errors.js';
+
+/** Where a request goes: a container's address and the port its preview listens on. */
+export interface UpstreamTarget {
+  host: string;
+  port: number;
+}
+
+/** One request to forward, after its route matched and its target was resolved. */
+export interface ForwardRequest {
+  target: UpstreamTarget;
+  /** The path and query the container receives, byte for byte. */
+  forwardPath: string;
+  /** The route prefix the client used, e.g. `/previews/abc`; sent as `X-Forwarded-Prefix`. */
+  prefix: string;
+}
+
+/** Receives a failure the proxy could not answer itself: a `PreviewError` (the 502) or an unexpected error. */
+export type ProxyNext = (error?: unknown) => void;
+
+/** Options of {@link createPreviewProxy}. */
+export interface PreviewProxyOptions extends UpstreamAgentOptions {
+  /** The upstream agent; by default a pooled keep-alive agent built from the other options. */
+  agent?: Agent;
+}
+
+/** The proxy: created once, reused for every request, its target chosen per request. */
+export interface PreviewProxy {
+  /** Streams one request to its target and the response back; failures go to `next`. */
+  forward(req: IncomingMessage, res: ServerResponse, request: ForwardRequest, next: ProxyNext): void;
+}
+
+interface PendingForward {
+  target: { protocol: 'http:'; host: string; port: string };
+  forwardPath: string;
+  next: ProxyNext;
+}
+
+const kForward = Symbol('preview.forward');
+type ProxiedRequest = IncomingMessage & { [kForward]?: PendingForward };
+
+function pendingOf(req: IncomingMessage): PendingForward | undefined {
+  return (req as ProxiedRequest)[kForward];
+}
+
+function abortUpstreamWhenClientLeaves(proxyReq: ClientRequest, res: ServerResponse): void {
+  if (res.destroyed) {
+    proxyReq.destroy();
+    return;
+  }
+  res.once('close', () => {
+    if (!res.writableFinished) proxyReq.destroy();
+  });
+}
+
+function onUpstreamResponse(proxyRes: IncomingMessage, res: ServerResponse): void {
+  stripResponseHeaders(proxyRes.headers);
+  // http-proxy would otherwise echo the client's (already stripped) Connection header or force keep-alive.
+  const keepAlive = (res as ServerResponse & { shouldKeepAlive?: boolean }).shouldKeepAlive !== false;
+  proxyRes.headers.connection = keepAlive ? 'keep-alive' : 'close';
+  // A container that drops the connection mid-body must not leave the client waiting on a response that
+  // will never end: cut the client's connection too, so it sees the truncation.
+  proxyRes.once('close', () => {
+    if (!proxyRes.complete) res.destroy();
+  });
+  proxyRes.on('error', () => res.destroy());
+}
+
+function onProxyError(error: Error, req: IncomingMessage, res: ServerResponse | Socket): void {
+  const pending = pendingOf(req);
+  if (!('writeHead' in res)) {
+    res.destroy();
+    return;
+  }
+  // Once bytes of the container's response went out, a second (error) response cannot follow.
+  if (res.headersSent || req.socket.destroyed || !pending) {
+    res.destroy();
+    return;
+  }
+  pending.next(isUpstreamConnectFailure(error) ? previewErrors.upstreamConnectFailed(error) : error);
+}
+
+// Installed instead of http-proxy-middleware's default plugins, whose logger writes synchronously per
+// request and whose error responder answers plain text with 504/500.
+const previewProxyPlugin: Plugin = (proxyServer) => {
+  // http-proxy's deleteLength pass turns a chunked DELETE/OPTIONS body into `Content-Length: 0` and
+  // drops it; a proxy must forward the body it was sent.
+  const server = proxyServer as unknown as { webPasses: Array<{ name: string }> };
+  server.webPasses = server.webPasses.filter((pass) => pass.name !== 'deleteLength');
+
+  proxyServer.on('proxyReq', (proxyReq, req, res) => {
+    const pending = pendingOf(req);
+    // http-proxy joins paths with a slash-collapsing urlJoin; the request line must carry the exact bytes.
+    if (pending) proxyReq.path = pending.forwardPath;
+    abortUpstreamWhenClientLeaves(proxyReq, res);
+  });
+  proxyServer.on('proxyRes', (proxyRes, _req, res) => onUpstreamResponse(proxyRes, res));
+  proxyServer.on('error', onProxyError);
+};
+
+/** Creates the one proxy instance both routes share. */
+export function createPreviewProxy({ agent, ...agentOptions }: PreviewProxyOptions = {}): PreviewProxy {
+  const middleware = createProxyMiddleware<IncomingMessage, ServerResponse>({
+    router: (req) => pendingOf(req)?.target,
+    agent: agent ?? createUpstreamAgent(agentOptions),
+    // The raw URL is the outgoing path (no url.parse re-encoding); the Host header stays the client's.
+    toProxy: true,
+    changeOrigin: false,
+    xfwd: true,
+    ws: false,
+    ejectPlugins: true,
+    plugins: [previewProxyPlugin],
+  });
+
+  return {
+    forward(req, res, { target, forwardPath, prefix }, next) {
+      stripRequestHeaders(req.headers);
+      req.headers['x-forwarded-prefix'] = prefix;
+      req.url = forwardPath;
+      (req as ProxiedRequest)[kForward] = {
+        target: { protocol: 'http:', host: target.host, port: String(target.port) },
+        forwardPath,
+        next,
+      };
+      void middleware(req, res, next);
+    },
+  };
+}
