@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { createContainerResolver, createDockerClient } from '@sandbox/preview-core';
 import {
-  type SessionContainer,
   removeCreatedContainers,
+  type SessionContainer,
   startSessionContainer,
   uniqueSessionId,
 } from '@sandbox/test-fixtures';
@@ -10,7 +10,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningContainerManager } from '../src/server.js';
 import { countingResolver, errorBody, register, send, sha256, startManager, TEST_KEY } from './harness.js';
 
-type Echo = { method: string; url: string; headers: Record<string, string>; bodyLength: number; bodySha256: string; port: number };
+type Echo = {
+  method: string;
+  url: string;
+  headers: Record<string, string>;
+  bodyLength: number;
+  bodySha256: string;
+  port: number;
+};
 
 const ROUTES = ['/previews', '/internal-previews/proxy'] as const;
 const resolver = countingResolver(createContainerResolver({ docker: createDockerClient() }));
@@ -18,7 +25,10 @@ let manager: RunningContainerManager;
 let app: SessionContainer;
 
 beforeAll(async () => {
-  [manager, app] = await Promise.all([startManager({}, { resolver }), startSessionContainer({ ports: [3000, 3001] })]);
+  [manager, app] = await Promise.all([
+    startManager({}, { resolver }),
+    startSessionContainer({ ports: [3000, 3001] }),
+  ]);
   const reply = await register(manager.url, app.sessionId, { port: 3000 });
   expect(reply.status).toBe(201);
 });
@@ -78,7 +88,9 @@ describe('POST /api/internal/sessions/:id/previews', () => {
       ...(body === undefined ? {} : { body }),
     });
     expect(reply.status).toBe(400);
-    expect(reply.json()).toMatchObject(errorBody(400, 'Bad Request', "Request body field 'port' is required"));
+    expect(reply.json()).toMatchObject(
+      errorBody(400, 'Bad Request', "Request body field 'port' is required"),
+    );
   });
 
   it('checks auth before the body, and the body before the container', async () => {
@@ -117,7 +129,13 @@ describe('POST /api/internal/sessions/:id/previews', () => {
     ['a JSON string', '"3000"', 'application/json', 400, 'MALFORMED_JSON'],
     ['a wrong content type', '{"port":3000}', 'text/plain', 415, 'UNSUPPORTED_MEDIA_TYPE'],
     ['a form body', 'port=3000', 'application/x-www-form-urlencoded', 415, 'UNSUPPORTED_MEDIA_TYPE'],
-    ['a huge body', JSON.stringify({ port: 3000, pad: 'x'.repeat(64 * 1024) }), 'application/json', 413, 'PAYLOAD_TOO_LARGE'],
+    [
+      'a huge body',
+      JSON.stringify({ port: 3000, pad: 'x'.repeat(64 * 1024) }),
+      'application/json',
+      413,
+      'PAYLOAD_TOO_LARGE',
+    ],
   ])('answers a clear 4xx for %s', async (_name, body, type, status, code) => {
     const reply = await send(manager.url, `/api/internal/sessions/${app.sessionId}/previews`, {
       method: 'POST',
@@ -134,7 +152,11 @@ describe('POST /api/internal/sessions/:id/previews', () => {
       const before = resolver.calls.length;
       const reply = await register(manager.url, id, { port: 3000 });
       expect(reply.status).toBe(400);
-      expect(reply.json()).toMatchObject({ statusCode: 400, error: 'Bad Request', code: 'INVALID_SESSION_ID' });
+      expect(reply.json()).toMatchObject({
+        statusCode: 400,
+        error: 'Bad Request',
+        code: 'INVALID_SESSION_ID',
+      });
       expect(resolver.calls.length).toBe(before);
     },
   );
@@ -176,7 +198,10 @@ describe.each(ROUTES)('%s/:sessionId/*', (route) => {
     ['/app/page?x=1', '/app/page?x=1'],
     ['/', '/'],
     ['', '/'],
-    ['/a%2Fb/%2e%2e/c%20d/%E2%82%AC?q=%26%3D&r=a+b&s=%zz', '/a%2Fb/%2e%2e/c%20d/%E2%82%AC?q=%26%3D&r=a+b&s=%zz'],
+    [
+      '/a%2Fb/%2e%2e/c%20d/%E2%82%AC?q=%26%3D&r=a+b&s=%zz',
+      '/a%2Fb/%2e%2e/c%20d/%E2%82%AC?q=%26%3D&r=a+b&s=%zz',
+    ],
     ['//two//slashes', '//two//slashes'],
   ])('strips the prefix: %s reaches the container as %s', async (path, expected) => {
     const reply = await send(manager.url, base(path));
@@ -195,7 +220,9 @@ describe.each(ROUTES)('%s/:sessionId/*', (route) => {
   it('passes upstream status codes and headers through', async () => {
     const reply = await send(
       manager.url,
-      base('/__fixture/respond?status=418&header=Set-Cookie:a=1&header=Set-Cookie:b=2&header=X-App:yes&body=tea'),
+      base(
+        '/__fixture/respond?status=418&header=Set-Cookie:a=1&header=Set-Cookie:b=2&header=X-App:yes&body=tea',
+      ),
     );
     expect(reply.status).toBe(418);
     expect(reply.headers['set-cookie']).toEqual(['a=1', 'b=2']);
@@ -218,13 +245,16 @@ describe.each(ROUTES)('%s/:sessionId/*', (route) => {
     expect(reply.json()).toMatchObject({ statusCode: 400, error: 'Bad Request', code: 'MALFORMED_PATH' });
   });
 
-  it.each(['-bad', '..', 'a'.repeat(129), '%2e%2e'])('answers 400 for the session id %s without asking Docker', async (id) => {
-    const before = resolver.calls.length;
-    const reply = await send(manager.url, `${route}/${id}/x`);
-    expect(reply.status).toBe(400);
-    expect(reply.json()).toMatchObject({ statusCode: 400, code: 'INVALID_SESSION_ID' });
-    expect(resolver.calls.length).toBe(before);
-  });
+  it.each(['-bad', '..', 'a'.repeat(129), '%2e%2e'])(
+    'answers 400 for the session id %s without asking Docker',
+    async (id) => {
+      const before = resolver.calls.length;
+      const reply = await send(manager.url, `${route}/${id}/x`);
+      expect(reply.status).toBe(400);
+      expect(reply.json()).toMatchObject({ statusCode: 400, code: 'INVALID_SESSION_ID' });
+      expect(resolver.calls.length).toBe(before);
+    },
+  );
 });
 
 describe('registration changes', () => {

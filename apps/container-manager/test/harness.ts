@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { request } from 'node:http';
 import { once } from 'node:events';
+import { request } from 'node:http';
 import type { ContainerResolver } from '@sandbox/preview-core';
 import { type ContainerManagerConfig, loadConfig } from '../src/config.js';
 import { type RunningContainerManager, startContainerManager } from '../src/server.js';
@@ -59,7 +59,12 @@ export async function send(
 }
 
 /** `POST /api/internal/sessions/:id/previews` with the test key and a JSON body. */
-export function register(baseUrl: string, sessionId: string, body: unknown, key: string | null = TEST_KEY): Promise<Reply> {
+export function register(
+  baseUrl: string,
+  sessionId: string,
+  body: unknown,
+  key: string | null = TEST_KEY,
+): Promise<Reply> {
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   if (key !== null) headers['x-internal-service-key'] = key;
   return send(baseUrl, `/api/internal/sessions/${sessionId}/previews`, {

@@ -7,15 +7,30 @@ describe('the locked contract rows', () => {
   it.each([
     [previewErrors.invalidPort(), 400, 'Bad Request', 'Port must be an integer between 1024 and 65535'],
     [previewErrors.portRequired(), 400, 'Bad Request', "Request body field 'port' is required"],
-    [previewErrors.previewNotRegistered('abc'), 404, 'Not Found', 'No preview port registered for session abc'],
+    [
+      previewErrors.previewNotRegistered('abc'),
+      404,
+      'Not Found',
+      'No preview port registered for session abc',
+    ],
     [
       previewErrors.containerLookupFailed('abc', new Error('boom')),
       500,
       'Internal Server Error',
       'Failed to validate container for session abc: boom',
     ],
-    [previewErrors.containerNotRunning('abc'), 500, 'Internal Server Error', 'Container for session abc is not running'],
-    [previewErrors.containerNoIp('abc'), 500, 'Internal Server Error', 'Container for session abc has no IP address'],
+    [
+      previewErrors.containerNotRunning('abc'),
+      500,
+      'Internal Server Error',
+      'Container for session abc is not running',
+    ],
+    [
+      previewErrors.containerNoIp('abc'),
+      500,
+      'Internal Server Error',
+      'Container for session abc has no IP address',
+    ],
     [previewErrors.upstreamConnectFailed(), 502, 'Bad Gateway', 'Failed to connect to preview server'],
     [previewErrors.forbidden(), 403, 'Forbidden', 'Forbidden'],
   ])('%s -> %i %s', (error, status, reason, message) => {
@@ -52,7 +67,12 @@ describe('toErrorResponse', () => {
     const response = toErrorResponse(secret, (error) => logged.push(error));
     expect(response).toEqual({
       status: 500,
-      body: { statusCode: 500, error: 'Internal Server Error', message: 'Internal server error', code: 'INTERNAL' },
+      body: {
+        statusCode: 500,
+        error: 'Internal Server Error',
+        message: 'Internal server error',
+        code: 'INTERNAL',
+      },
     });
     expect(logged).toEqual([secret]);
     expect(JSON.stringify(response.body)).not.toContain('hunter2');
@@ -91,7 +111,12 @@ describe('PreviewError', () => {
 
 describe('describeCause', () => {
   it.each([
-    [Object.assign(new Error('(HTTP code 404) no such container - x'), { json: { message: 'No such container: x' } }), 'No such container: x'],
+    [
+      Object.assign(new Error('(HTTP code 404) no such container - x'), {
+        json: { message: 'No such container: x' },
+      }),
+      'No such container: x',
+    ],
     [new Error('connect ECONNREFUSED /var/run/docker.sock'), 'connect ECONNREFUSED /var/run/docker.sock'],
     ['plain text', 'plain text'],
   ])('%s -> %s', (cause, reason) => {

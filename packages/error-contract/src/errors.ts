@@ -81,13 +81,14 @@ export const previewErrors = {
   forbidden: () => new PreviewError('FORBIDDEN', 'Forbidden'),
   /** 400: the session id does not match the container-name pattern; it never reaches Docker. */
   invalidSessionId: () =>
-    new PreviewError(
-      'INVALID_SESSION_ID',
-      'Session id must match ^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$',
-    ),
+    new PreviewError('INVALID_SESSION_ID', 'Session id must match ^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$'),
   /** 400: the request body is not valid JSON. */
   malformedJson: (cause?: unknown) =>
-    new PreviewError('MALFORMED_JSON', 'Request body is not valid JSON', cause === undefined ? {} : { cause }),
+    new PreviewError(
+      'MALFORMED_JSON',
+      'Request body is not valid JSON',
+      cause === undefined ? {} : { cause },
+    ),
   /** 415: a body was sent with a content type other than JSON. */
   unsupportedMediaType: () =>
     new PreviewError('UNSUPPORTED_MEDIA_TYPE', 'Request body must be application/json'),

@@ -30,14 +30,22 @@ const logToStderr: UnexpectedErrorLogger = (error) => {
 
 /** The wire body of a {@link PreviewError}. */
 export function toErrorBody(error: PreviewError): ErrorBody {
-  return { statusCode: error.status, error: getReasonPhrase(error.status), message: error.message, code: error.code };
+  return {
+    statusCode: error.status,
+    error: getReasonPhrase(error.status),
+    message: error.message,
+    code: error.code,
+  };
 }
 
 /**
  * Turns any thrown value into the contract's response. A {@link PreviewError} maps through the code table;
  * anything else is a 500 with a generic message, logged, its stack never sent.
  */
-export function toErrorResponse(error: unknown, logUnexpected: UnexpectedErrorLogger = logToStderr): ErrorResponse {
+export function toErrorResponse(
+  error: unknown,
+  logUnexpected: UnexpectedErrorLogger = logToStderr,
+): ErrorResponse {
   if (isPreviewError(error)) return { status: error.status, body: toErrorBody(error) };
   logUnexpected(error);
   const internal = previewErrors.internal(error);

@@ -22,7 +22,12 @@ export {
   sessionIdSchema,
 } from '@sandbox/preview-registry';
 export { createPreviewProxy, createUpstreamAgent, type PreviewProxy } from '@sandbox/proxy-core';
-export { createErrorHandler, type ErrorHandlerOptions, notFoundHandler, toPreviewError } from './http-errors.js';
+export {
+  createErrorHandler,
+  type ErrorHandlerOptions,
+  notFoundHandler,
+  toPreviewError,
+} from './http-errors.js';
 export { createKeyMatcher, INTERNAL_KEY_HEADER_NAME, requireInternalKey } from './internal-key.js';
 export {
   createPreviewApp,

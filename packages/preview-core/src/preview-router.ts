@@ -54,7 +54,11 @@ export function createPreviewRouter(options: PreviewRouterOptions = {}): Router 
   if (publicProxy) router.use(createProxyRoute({ prefix: prefixes.public, targets, proxy }));
   if (internalProxy) router.use(createProxyRoute({ prefix: prefixes.internal, targets, proxy }));
   if (internalServiceKey !== undefined) {
-    router.use(prefixes.api, requireInternalKey(internalServiceKey), createRegistrationRouter({ registry, targets }));
+    router.use(
+      prefixes.api,
+      requireInternalKey(internalServiceKey),
+      createRegistrationRouter({ registry, targets }),
+    );
   }
   return router;
 }

@@ -42,9 +42,12 @@ export function createProxyRoute({ prefix, targets, proxy }: ProxyRouteOptions):
       return;
     }
     const routePrefix = `${req.baseUrl}${prefix}/${match.rawSessionId}`;
-    targets.resolve(sessionId).then(
-      (target) => proxy.forward(req, res, { target, forwardPath: match.forwardPath, prefix: routePrefix }, next),
-      next,
-    );
+    targets
+      .resolve(sessionId)
+      .then(
+        (target) =>
+          proxy.forward(req, res, { target, forwardPath: match.forwardPath, prefix: routePrefix }, next),
+        next,
+      );
   };
 }

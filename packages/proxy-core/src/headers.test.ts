@@ -24,7 +24,11 @@ describe('stripRequestHeaders', () => {
       { connection: 'close, X-Secret-Hop , x-other', 'x-secret-hop': '1', 'x-other': '2', 'x-kept': '3' },
       { 'x-kept': '3' },
     ],
-    ['Expect, already answered by this hop', { expect: '100-continue', 'content-length': '5' }, { 'content-length': '5' }],
+    [
+      'Expect, already answered by this hop',
+      { expect: '100-continue', 'content-length': '5' },
+      { 'content-length': '5' },
+    ],
     [
       'never the framing of the body',
       { connection: 'transfer-encoding', 'transfer-encoding': 'chunked' },

@@ -5,7 +5,15 @@ export const INTERNAL_KEY_HEADER = 'x-internal-service-key';
 
 // RFC 9110 7.6.1: connection-specific fields, plus the legacy ones proxies still see in the wild.
 // `transfer-encoding` is absent on purpose: Node re-frames the body and needs it to know a body follows.
-const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'te', 'trailer', 'upgrade'];
+const HOP_BY_HOP = [
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'upgrade',
+];
 
 // `expect` is answered by the Node server itself (it sends 100 Continue to the client), so it is spent on
 // this hop; forwarding it would also make http-proxy skip its proxyReq event.

@@ -4,7 +4,12 @@ import { createServer, type IncomingHttpHeaders, request, type Server } from 'no
 import type { AddressInfo } from 'node:net';
 import { connect } from 'node:net';
 import { isPreviewError } from '@sandbox/error-contract';
-import { createPreviewProxy, type PreviewProxyOptions, splitPreviewPath, type UpstreamTarget } from '../src/index.js';
+import {
+  createPreviewProxy,
+  type PreviewProxyOptions,
+  splitPreviewPath,
+  type UpstreamTarget,
+} from '../src/index.js';
 
 /** A front server whose `/p/:id/*` route forwards with the real proxy to a fixed target. */
 export async function startFrontServer(
@@ -18,11 +23,18 @@ export async function startFrontServer(
       res.writeHead(404).end();
       return;
     }
-    proxy.forward(req, res, { target: target(), forwardPath: match.forwardPath, prefix: `/p/${match.rawSessionId}` }, (error) => {
-      const status = isPreviewError(error) ? error.status : 500;
-      const message = isPreviewError(error) ? error.message : 'unexpected';
-      res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify({ status, message }));
-    });
+    proxy.forward(
+      req,
+      res,
+      { target: target(), forwardPath: match.forwardPath, prefix: `/p/${match.rawSessionId}` },
+      (error) => {
+        const status = isPreviewError(error) ? error.status : 500;
+        const message = isPreviewError(error) ? error.message : 'unexpected';
+        res
+          .writeHead(status, { 'content-type': 'application/json' })
+          .end(JSON.stringify({ status, message }));
+      },
+    );
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
@@ -48,12 +60,18 @@ export interface Exchange {
 /** One request with Node's client (no fetch normalisation of the path). */
 export function exchange(
   url: string,
-  options: { method?: string; path: string; headers?: Record<string, string | string[]>; body?: Buffer | (() => AsyncIterable<Buffer>) },
+  options: {
+    method?: string;
+    path: string;
+    headers?: Record<string, string | string[]>;
+    body?: Buffer | (() => AsyncIterable<Buffer>);
+  },
 ): Promise<Exchange> {
   return new Promise((resolve, reject) => {
     const headers = { ...options.headers };
     // Node frames a DELETE/OPTIONS body by neither length nor chunks unless told: say the length.
-    if (Buffer.isBuffer(options.body) && !headers['content-length']) headers['content-length'] = String(options.body.length);
+    if (Buffer.isBuffer(options.body) && !headers['content-length'])
+      headers['content-length'] = String(options.body.length);
     const req = request(`${url}${options.path}`, { method: options.method ?? 'GET', headers });
     req.path = options.path;
     req.on('error', reject);
@@ -61,7 +79,9 @@ export function exchange(
       const chunks: Buffer[] = [];
       res.on('data', (chunk: Buffer) => chunks.push(chunk));
       res.on('error', reject);
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }),
+      );
     });
     const { body } = options;
     if (body === undefined) req.end();

@@ -5,7 +5,13 @@ import { startLocalTestServer } from '@sandbox/test-fixtures';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exchange, rawExchange, sha256, startFrontServer } from './helpers.js';
 
-type Echo = { method: string; url: string; headers: Record<string, string>; bodyLength: number; bodySha256: string };
+type Echo = {
+  method: string;
+  url: string;
+  headers: Record<string, string>;
+  bodyLength: number;
+  bodySha256: string;
+};
 
 let upstream: Awaited<ReturnType<typeof startLocalTestServer>>;
 let front: Awaited<ReturnType<typeof startFrontServer>>;
@@ -25,7 +31,10 @@ describe('forwarding', () => {
     ['/p/s1/', '/'],
     ['/p/s1?x=1', '/?x=1'],
     ['/p/s1//double//slashes/', '//double//slashes/'],
-    ['/p/s1/a%2Fb/%2e%2e/%E2%82%AC/c%20d?q=%26%3D&r=a+b&s=%zz&t', '/a%2Fb/%2e%2e/%E2%82%AC/c%20d?q=%26%3D&r=a+b&s=%zz&t'],
+    [
+      '/p/s1/a%2Fb/%2e%2e/%E2%82%AC/c%20d?q=%26%3D&r=a+b&s=%zz&t',
+      '/a%2Fb/%2e%2e/%E2%82%AC/c%20d?q=%26%3D&r=a+b&s=%zz&t',
+    ],
     ["/p/s1/quote'tick`brace{}pipe|caret^", "/quote'tick`brace{}pipe|caret^"],
     ['/p/s1/http://elsewhere/x', '/http://elsewhere/x'],
   ])('%s reaches the container as %s, byte for byte', async (path, expected) => {
@@ -34,17 +43,20 @@ describe('forwarding', () => {
     expect((JSON.parse(res.body.toString()) as Echo).url).toBe(expected);
   });
 
-  it.each(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'])('forwards %s with its body', async (method) => {
-    const body = method === 'GET' || method === 'HEAD' ? undefined : randomBytes(4096);
-    const res = await exchange(front.url, { method, path: '/p/s1/m', ...(body ? { body } : {}) });
-    expect(res.status).toBe(200);
-    expect(res.headers['x-fixture']).toBe('echo');
-    if (method === 'HEAD') return expect(res.body.length).toBe(0);
-    const echo = JSON.parse(res.body.toString()) as Echo;
-    expect(echo.method).toBe(method);
-    expect(echo.bodyLength).toBe(body?.length ?? 0);
-    if (body) expect(echo.bodySha256).toBe(sha256(body));
-  });
+  it.each(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'])(
+    'forwards %s with its body',
+    async (method) => {
+      const body = method === 'GET' || method === 'HEAD' ? undefined : randomBytes(4096);
+      const res = await exchange(front.url, { method, path: '/p/s1/m', ...(body ? { body } : {}) });
+      expect(res.status).toBe(200);
+      expect(res.headers['x-fixture']).toBe('echo');
+      if (method === 'HEAD') return expect(res.body.length).toBe(0);
+      const echo = JSON.parse(res.body.toString()) as Echo;
+      expect(echo.method).toBe(method);
+      expect(echo.bodyLength).toBe(body?.length ?? 0);
+      if (body) expect(echo.bodySha256).toBe(sha256(body));
+    },
+  );
 
   it('forwards a chunked DELETE body instead of dropping it', async () => {
     const raw = await rawExchange(
@@ -142,7 +154,10 @@ describe('upstream failures', () => {
     try {
       const res = await exchange(refused.url, { path: '/p/s1/' });
       expect(res.status).toBe(502);
-      expect(JSON.parse(res.body.toString())).toEqual({ status: 502, message: 'Failed to connect to preview server' });
+      expect(JSON.parse(res.body.toString())).toEqual({
+        status: 502,
+        message: 'Failed to connect to preview server',
+      });
     } finally {
       await refused.close();
     }
@@ -154,7 +169,11 @@ describe('upstream failures', () => {
   });
 
   it('cuts the client connection when the container resets mid-response, instead of writing twice', async () => {
-    const raw = await rawExchange(front.port, 'GET /p/s1/__fixture/reset-during HTTP/1.1\r\nHost: t\r\n\r\n', 3000);
+    const raw = await rawExchange(
+      front.port,
+      'GET /p/s1/__fixture/reset-during HTTP/1.1\r\nHost: t\r\n\r\n',
+      3000,
+    );
     expect(raw).toMatch(/^HTTP\/1\.1 200/);
     expect(raw.match(/HTTP\/1\.1/g)).toHaveLength(1);
     expect(raw).not.toContain('Failed to connect');

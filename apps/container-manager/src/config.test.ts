@@ -1,0 +1,48 @@
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from './config.js';
+
+describe('loadConfig', () => {
+  it('applies the defaults', () => {
+    expect(loadConfig({ INTERNAL_SERVICE_KEY: 'k' })).toEqual({
+      PORT: 4002,
+      HOST: '0.0.0.0',
+      INTERNAL_SERVICE_KEY: 'k',
+      SHUTDOWN_GRACE_MS: 10_000,
+    });
+  });
+
+  it('reads every variable', () => {
+    expect(
+      loadConfig({
+        INTERNAL_SERVICE_KEY: 'k',
+        PORT: '8080',
+        HOST: '127.0.0.1',
+        DOCKER_HOST: 'tcp://127.0.0.1:2375',
+        PREVIEW_NETWORK: 'previews',
+        SHUTDOWN_GRACE_MS: '500',
+      }),
+    ).toMatchObject({
+      PORT: 8080,
+      DOCKER_HOST: 'tcp://127.0.0.1:2375',
+      PREVIEW_NETWORK: 'previews',
+      SHUTDOWN_GRACE_MS: 500,
+    });
+  });
+
+  it.each([
+    [{}, /INTERNAL_SERVICE_KEY is required/],
+    [{ INTERNAL_SERVICE_KEY: '' }, /INTERNAL_SERVICE_KEY must not be empty/],
+    [{ INTERNAL_SERVICE_KEY: 'k', PORT: 'eighty' }, /PORT/],
+    [{ INTERNAL_SERVICE_KEY: 'k', PORT: '70000' }, /PORT/],
+    [{ INTERNAL_SERVICE_KEY: 'k', SHUTDOWN_GRACE_MS: '-1' }, /SHUTDOWN_GRACE_MS/],
+  ])('refuses %j naming the variable', (env, message) => {
+    expect(() => loadConfig(env)).toThrow(message);
+  });
+
+  it('treats an empty optional variable as unset', () => {
+    expect(loadConfig({ INTERNAL_SERVICE_KEY: 'k', PORT: '', PREVIEW_NETWORK: '' })).toMatchObject({
+      PORT: 4002,
+    });
+    expect(loadConfig({ INTERNAL_SERVICE_KEY: 'k', PREVIEW_NETWORK: '' }).PREVIEW_NETWORK).toBeUndefined();
+  });
+});
