@@ -54,11 +54,14 @@ export async function startContainerManager(
     async close() {
       const closed = once(server, 'close');
       server.close();
+      // Keep-alive connections become idle as their last response ends; sweep them as they do, so the
+      // process exits as soon as the in-flight work is done rather than at the end of the grace period.
       server.closeIdleConnections();
-      const timer = setTimeout(() => server.closeAllConnections(), config.SHUTDOWN_GRACE_MS);
-      timer.unref();
+      const sweep = setInterval(() => server.closeIdleConnections(), 100);
+      const deadline = setTimeout(() => server.closeAllConnections(), config.SHUTDOWN_GRACE_MS);
       await closed;
-      clearTimeout(timer);
+      clearInterval(sweep);
+      clearTimeout(deadline);
     },
   };
 }

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Makes this machine ready for `pnpm test`: a running Docker engine and the fixture images. On Debian as
+# root it installs what is missing (docker.io, busybox-static) and starts dockerd; elsewhere it says what
+# to do. Idempotent and quick when everything is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+log() { printf '[test-env] %s\n' "$*"; }
+
+missing=()
+command -v docker >/dev/null || missing+=(docker.io)
+command -v dockerd >/dev/null || [ -S /var/run/docker.sock ] || [ -n "${DOCKER_HOST:-}" ] || missing+=(docker.io)
+[ -x /bin/busybox ] || missing+=(busybox-static)
+if [ "${#missing[@]}" -gt 0 ]; then
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+    log "missing: ${missing[*]}; install them (Debian: apt-get install -y ${missing[*]}) and run again"
+    exit 1
+  fi
+  log "installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(printf '%s\n' "${missing[@]}" | sort -u) >/dev/null
+fi
+
+if ! docker info >/dev/null 2>&1; then
+  if [ -n "${DOCKER_HOST:-}" ] || [ "$(id -u)" != 0 ]; then
+    log "the Docker engine at ${DOCKER_HOST:-unix:///var/run/docker.sock} does not answer; start it and run again"
+    exit 1
+  fi
+  log "starting dockerd"
+  nohup dockerd >/tmp/sandbox-dockerd.log 2>&1 &
+  for _ in $(seq 1 60); do
+    docker info >/dev/null 2>&1 && break
+    sleep 1
+  done
+  if ! docker info >/dev/null 2>&1; then
+    log "dockerd did not come up; its log:"
+    tail -n 40 /tmp/sandbox-dockerd.log
+    exit 1
+  fi
+fi
+log "docker engine $(docker version --format '{{.Server.Version}}') is up"
+
+bash fixtures/build-images.sh
