@@ -3,7 +3,11 @@ import { once } from 'node:events';
 import { request } from 'node:http';
 import type { ContainerResolver } from '@sandbox/preview-core';
 import { type ContainerManagerConfig, loadConfig } from '../src/config.js';
-import { type RunningContainerManager, startContainerManager } from '../src/server.js';
+import {
+  type ContainerManagerDeps,
+  type RunningContainerManager,
+  startContainerManager,
+} from '../src/server.js';
 
 /** The key tests authenticate with. */
 export const TEST_KEY = 'test-internal-key-7f3a';
@@ -11,7 +15,7 @@ export const TEST_KEY = 'test-internal-key-7f3a';
 /** Starts a real container-manager on a free loopback port. */
 export function startManager(
   env: Record<string, string> = {},
-  deps: { resolver?: ContainerResolver } = {},
+  deps: ContainerManagerDeps = {},
 ): Promise<RunningContainerManager> {
   const config: ContainerManagerConfig = loadConfig({
     PORT: '0',
