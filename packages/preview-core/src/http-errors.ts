@@ -1,3 +1,4 @@
+import type { ServerResponse } from 'node:http';
 import {
   isPreviewError,
   type PreviewError,
@@ -37,17 +38,31 @@ export interface ErrorHandlerOptions {
   logUnexpected?: UnexpectedErrorLogger;
 }
 
+/**
+ * Writes any failure as the contract's JSON on a plain `node:http` response. A response already under way
+ * cannot be replaced by an error body: it is cut instead, so the client notices.
+ */
+export function sendErrorResponse(
+  res: ServerResponse,
+  error: unknown,
+  logUnexpected?: UnexpectedErrorLogger,
+): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const { status, body } = toErrorResponse(toPreviewError(error), logUnexpected);
+  const payload = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(payload),
+  });
+  res.end(payload);
+}
+
 /** The one Express error handler: every failure leaves as the contract's JSON. */
 export function createErrorHandler({ logUnexpected }: ErrorHandlerOptions = {}): ErrorRequestHandler {
-  return (error, _req, res, _next) => {
-    // A response already under way cannot be replaced by an error body; cut it so the client notices.
-    if (res.headersSent) {
-      res.destroy();
-      return;
-    }
-    const { status, body } = toErrorResponse(toPreviewError(error), logUnexpected);
-    res.status(status).json(body);
-  };
+  return (error, _req, res, _next) => sendErrorResponse(res, error, logUnexpected);
 }
 
 /** The catch-all 404 in the contract's shape. */

@@ -1,7 +1,9 @@
 export {
   type ContainerResolver,
+  type ContainerResolverOptions,
   createContainerResolver,
   createDockerClient,
+  type ResolvedContainer,
 } from '@sandbox/container-resolver';
 export {
   type ErrorBody,
@@ -31,9 +33,11 @@ export {
 export { createKeyMatcher, INTERNAL_KEY_HEADER_NAME, requireInternalKey } from './internal-key.js';
 export {
   createPreviewApp,
+  createPreviewHandler,
   createPreviewRouter,
   DEFAULT_PREFIXES,
   type PreviewAppOptions,
+  type PreviewRequestHandler,
   type PreviewRouterOptions,
 } from './preview-router.js';
 export { createProxyRoute, type ProxyRouteOptions } from './proxy-route.js';

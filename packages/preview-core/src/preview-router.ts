@@ -1,9 +1,11 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type ContainerResolver, createContainerResolver } from '@sandbox/container-resolver';
 import type { UnexpectedErrorLogger } from '@sandbox/error-contract';
+import { previewErrors } from '@sandbox/error-contract';
 import { createInMemoryRegistry, type PreviewRegistry } from '@sandbox/preview-registry';
 import { createPreviewProxy, type PreviewProxy } from '@sandbox/proxy-core';
 import express, { type Express, type Router } from 'express';
-import { createErrorHandler, notFoundHandler } from './http-errors.js';
+import { createErrorHandler, notFoundHandler, sendErrorResponse } from './http-errors.js';
 import { requireInternalKey } from './internal-key.js';
 import { createProxyRoute } from './proxy-route.js';
 import { createRegistrationRouter } from './registration.js';
@@ -69,13 +71,46 @@ export interface PreviewAppOptions extends PreviewRouterOptions {
   logUnexpected?: UnexpectedErrorLogger;
 }
 
-/** A complete Express app: the preview routes, a JSON 404 and the one error handler. */
-export function createPreviewApp({ logUnexpected, ...options }: PreviewAppOptions = {}): Express {
+function createBaseApp(options: PreviewRouterOptions): Express {
   const app = express();
   app.disable('x-powered-by');
   app.disable('etag');
   app.use(createPreviewRouter(options));
+  return app;
+}
+
+/** A complete Express app: the preview routes, a JSON 404 and the one error handler. */
+export function createPreviewApp({ logUnexpected, ...options }: PreviewAppOptions = {}): Express {
+  const app = createBaseApp(options);
   app.use(notFoundHandler);
   app.use(createErrorHandler(logUnexpected === undefined ? {} : { logUnexpected }));
   return app;
+}
+
+/** A request handler for a plain `node:http` server; see {@link createPreviewHandler}. */
+export type PreviewRequestHandler = (req: IncomingMessage, res: ServerResponse, next?: () => void) => void;
+
+/**
+ * The preview routes as a plain `node:http` handler. Requests outside them go to `next`, so the preview
+ * routes can share a server with other handlers; without `next` they get the contract's JSON 404.
+ */
+export function createPreviewHandler({
+  logUnexpected,
+  ...options
+}: PreviewAppOptions = {}): PreviewRequestHandler {
+  const app = createBaseApp(options);
+  app.use(createErrorHandler(logUnexpected === undefined ? {} : { logUnexpected }));
+  // An Express app is a plain request listener that upgrades node's req/res itself; its types just
+  // do not say so.
+  const handle = app as unknown as (req: IncomingMessage, res: ServerResponse, done: () => void) => void;
+  return (req, res, next) => {
+    handle(req, res, () => {
+      if (next) next();
+      else
+        sendErrorResponse(
+          res,
+          previewErrors.routeNotFound(req.method ?? 'GET', (req.url ?? '/').split('?')[0] ?? '/'),
+        );
+    });
+  };
 }
