@@ -1,0 +1,67 @@
+// Smoke test of the published builds under plain Node, run by check-packages-runtime.sh in a temp project
+// where the five packed tarballs are installed: once with `load` = require (the .cjs builds) and once with
+// `load` = import() (the .mjs builds). `other` loads the opposite format, to check that an error thrown by
+// one copy of the error contract is still recognised by the other (the dual-package hazard).
+// CommonJS on purpose: both an ESM and a CommonJS entry can load it.
+const assert = require('node:assert/strict');
+const http = require('node:http');
+
+function listen(handler) {
+  const server = http.createServer(handler);
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
+}
+
+function stop(server) {
+  server.closeAllConnections();
+  return new Promise((resolve) => server.close(resolve));
+}
+
+const urlOf = (server) => `http://127.0.0.1:${server.address().port}`;
+
+module.exports = async function smoke(format, load, other) {
+  const names = ['error-contract', 'preview-registry', 'container-resolver', 'proxy-core', 'preview-core'];
+  const pkgs = {};
+  for (const name of names) pkgs[name] = await load(`@sandbox/${name}`);
+  const otherContract = await other('@sandbox/error-contract');
+  const upstream = await listen((req, res) => res.end(`${req.method} ${req.url}`));
+  const port = upstream.address().port;
+  const closed = await listen(() => {});
+  const closedPort = closed.address().port;
+  await stop(closed);
+
+  // proxy-core on http-proxy-middleware 3: a request reaches the upstream; a refused connection is the 502.
+  const proxy = pkgs['proxy-core'].createPreviewProxy();
+  let failure;
+  const front = await listen((req, res) => {
+    const target = { host: '127.0.0.1', port: req.url === '/refused' ? closedPort : port };
+    proxy.forward(req, res, { target, forwardPath: '/a%2Fb//c?q=%26', prefix: '/previews/abc' }, (error) => {
+      failure = error;
+      res.writeHead(599).end();
+    });
+  });
+  assert.equal(await (await fetch(`${urlOf(front)}/ok`)).text(), 'GET /a%2Fb//c?q=%26');
+  assert.equal((await fetch(`${urlOf(front)}/refused`)).status, 599);
+  assert.equal(failure.code, 'UPSTREAM_CONNECT_FAILED');
+  assert.ok(failure instanceof pkgs['error-contract'].PreviewError);
+  assert.ok(otherContract.isPreviewError(failure), 'the other format does not recognise a PreviewError');
+  await stop(front);
+
+  // preview-core end to end (Express 5): register a port, proxy through it, the contract's JSON 404.
+  const resolver = {
+    resolve: async (id) => ({ ip: '127.0.0.1', network: 'n', containerId: id, labels: {} }),
+  };
+  const app = await listen(pkgs['preview-core'].createPreviewApp({ resolver, internalServiceKey: 'k' }));
+  const register = await fetch(`${urlOf(app)}/api/internal/sessions/demo/previews`, {
+    method: 'POST',
+    headers: { 'x-internal-service-key': 'k', 'content-type': 'application/json' },
+    body: JSON.stringify({ port }),
+  });
+  assert.equal(register.status, 201);
+  assert.equal(await (await fetch(`${urlOf(app)}/previews/demo/page?x=1`)).text(), 'GET /page?x=1');
+  const missing = await fetch(`${urlOf(app)}/previews/unknown/`);
+  assert.equal(missing.status, 404);
+  assert.equal((await missing.json()).code, 'PREVIEW_NOT_REGISTERED');
+  await stop(app);
+  await stop(upstream);
+  console.log(`${format}: the five packages load and work`);
+};
