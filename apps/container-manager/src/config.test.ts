@@ -8,6 +8,7 @@ describe('loadConfig', () => {
       HOST: '0.0.0.0',
       INTERNAL_SERVICE_KEY: 'k',
       SHUTDOWN_GRACE_MS: 10_000,
+      DOCKER_RECONCILE_INTERVAL_MS: 30_000,
     });
   });
 

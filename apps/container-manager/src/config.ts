@@ -11,6 +11,7 @@ const configSchema = z.object({
   DOCKER_HOST: z.string().min(1).optional(),
   PREVIEW_NETWORK: z.string().min(1).optional(),
   SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(10_000),
+  DOCKER_RECONCILE_INTERVAL_MS: z.coerce.number().int().min(1000).default(30_000),
 });
 
 /** The validated configuration of container-manager. */

@@ -3,10 +3,14 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
   type ContainerResolver,
-  createContainerResolver,
+  type ContainerWatcher,
+  createContainerWatcher,
   createDockerClient,
+  createInMemoryRegistry,
   createPreviewApp,
+  createWatchingResolver,
   type PreviewRegistry,
+  syncRegistryWithContainers,
 } from '@sandbox/preview-core';
 import type { ContainerManagerConfig } from './config.js';
 
@@ -22,7 +26,24 @@ export interface RunningContainerManager {
 /** Dependencies a test may replace; production uses the defaults built from the configuration. */
 export interface ContainerManagerDeps {
   registry?: PreviewRegistry;
+  /** Watches Docker; started and stopped with the service. */
+  watcher?: ContainerWatcher;
+  /** Answers from the watcher by default. */
   resolver?: ContainerResolver;
+}
+
+function createWatcher(config: ContainerManagerConfig): ContainerWatcher {
+  const env =
+    config.DOCKER_HOST === undefined ? process.env : { ...process.env, DOCKER_HOST: config.DOCKER_HOST };
+  return createContainerWatcher({
+    docker: createDockerClient(env),
+    // Its own client without a request timeout: the event stream lives as long as the service.
+    events: createDockerClient(env, { timeoutMs: 0 }),
+    network: config.PREVIEW_NETWORK,
+    reconcileIntervalMs: config.DOCKER_RECONCILE_INTERVAL_MS,
+    log: (message, details) =>
+      console.error(`docker: ${message}`, details instanceof Error ? details.message : details),
+  });
 }
 
 /** Builds the app from the configuration and listens. */
@@ -30,18 +51,13 @@ export async function startContainerManager(
   config: ContainerManagerConfig,
   deps: ContainerManagerDeps = {},
 ): Promise<RunningContainerManager> {
-  const env = config.DOCKER_HOST === undefined ? {} : { DOCKER_HOST: config.DOCKER_HOST };
-  const resolver =
-    deps.resolver ??
-    createContainerResolver({
-      docker: createDockerClient({ ...process.env, ...env }),
-      ...(config.PREVIEW_NETWORK === undefined ? {} : { network: config.PREVIEW_NETWORK }),
-    });
-  const app = createPreviewApp({
-    internalServiceKey: config.INTERNAL_SERVICE_KEY,
-    resolver,
-    ...(deps.registry === undefined ? {} : { registry: deps.registry }),
-  });
+  const watcher = deps.watcher ?? createWatcher(config);
+  const registry = deps.registry ?? createInMemoryRegistry();
+  const resolver = deps.resolver ?? createWatchingResolver(watcher);
+  const unsync = syncRegistryWithContainers({ watcher, registry });
+  // An unreachable engine does not stop start-up: the watcher keeps reconnecting in the background.
+  watcher.start();
+  const app = createPreviewApp({ internalServiceKey: config.INTERNAL_SERVICE_KEY, registry, resolver });
   const server = createServer(app);
   server.listen(config.PORT, config.HOST);
   await once(server, 'listening');
@@ -62,6 +78,8 @@ export async function startContainerManager(
       await closed;
       clearInterval(sweep);
       clearTimeout(deadline);
+      unsync();
+      await watcher.stop();
     },
   };
 }

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { createContainerResolver, createDockerClient } from '@sandbox/preview-core';
+import { createContainerWatcher, createWatchingResolver } from '@sandbox/preview-core';
 import {
+  docker,
   removeCreatedContainers,
   type SessionContainer,
   startSessionContainer,
@@ -8,7 +9,16 @@ import {
 } from '@sandbox/test-fixtures';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningContainerManager } from '../src/server.js';
-import { countingResolver, errorBody, register, send, sha256, startManager, TEST_KEY } from './harness.js';
+import {
+  countingResolver,
+  errorBody,
+  eventually,
+  register,
+  send,
+  sha256,
+  startManager,
+  TEST_KEY,
+} from './harness.js';
 
 type Echo = {
   method: string;
@@ -20,13 +30,14 @@ type Echo = {
 };
 
 const ROUTES = ['/previews', '/internal-previews/proxy'] as const;
-const resolver = countingResolver(createContainerResolver({ docker: createDockerClient() }));
+const watcher = createContainerWatcher();
+const resolver = countingResolver(createWatchingResolver(watcher));
 let manager: RunningContainerManager;
 let app: SessionContainer;
 
 beforeAll(async () => {
   [manager, app] = await Promise.all([
-    startManager({}, { resolver }),
+    startManager({}, { watcher, resolver }),
     startSessionContainer({ ports: [3000, 3001] }),
   ]);
   const reply = await register(manager.url, app.sessionId, { port: 3000 });
@@ -283,19 +294,38 @@ describe('registration changes', () => {
     expect((await send(manager.url, `/previews/${box.sessionId}/`)).status).toBe(200);
   });
 
-  it('answers 500 with the reason once the container is removed', async () => {
+  it('answers 404 once the container is removed: a destroyed container loses its registration', async () => {
     const box = await startSessionContainer();
     expect((await register(manager.url, box.sessionId, { port: 3000 })).status).toBe(201);
     await box.remove();
-    const reply = await send(manager.url, `/previews/${box.sessionId}/`);
-    expect(reply.status).toBe(500);
-    expect(reply.json()).toMatchObject(
-      errorBody(
-        500,
-        'Internal Server Error',
-        `Failed to validate container for session ${box.sessionId}: No such container: sandbox-session-${box.sessionId}`,
-      ),
+    const reply = await eventually(
+      () => send(manager.url, `/previews/${box.sessionId}/`),
+      (r) => r.status === 404,
     );
+    expect(reply.json()).toMatchObject(
+      errorBody(404, 'Not Found', `No preview port registered for session ${box.sessionId}`),
+    );
+  });
+
+  it('answers 500 with the reason when the registered container is renamed away', async () => {
+    const box = await startSessionContainer();
+    expect((await register(manager.url, box.sessionId, { port: 3000 })).status).toBe(201);
+    await docker(['rename', box.name, `${box.name}-renamed`]);
+    try {
+      const reply = await eventually(
+        () => send(manager.url, `/previews/${box.sessionId}/`),
+        (r) => r.status === 500,
+      );
+      expect(reply.json()).toMatchObject(
+        errorBody(
+          500,
+          'Internal Server Error',
+          `Failed to validate container for session ${box.sessionId}: No such container: sandbox-session-${box.sessionId}`,
+        ),
+      );
+    } finally {
+      await docker(['rm', '-f', `${box.name}-renamed`]);
+    }
   });
 
   it('answers 500 "no IP address" for a container with no network', async () => {

@@ -99,3 +99,17 @@ export function countingResolver(inner: ContainerResolver): ContainerResolver & 
     },
   };
 }
+
+/** Retries `attempt` until `done` holds for its result or `timeoutMs` passes; returns the last result. */
+export async function eventually<T>(
+  attempt: () => Promise<T>,
+  done: (value: T) => boolean,
+  timeoutMs = 2000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await attempt();
+    if (done(value) || Date.now() > deadline) return value;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}

@@ -12,3 +12,11 @@ export function containerNameFor(sessionId: string): string {
   if (!isValidSessionId(sessionId)) throw previewErrors.invalidSessionId();
   return `${CONTAINER_NAME_PREFIX}${sessionId}`;
 }
+
+/** The session id of a container name (with or without Docker's leading `/`), if it is a session container. */
+export function sessionIdFromContainerName(name: string): string | undefined {
+  const bare = name.startsWith('/') ? name.slice(1) : name;
+  if (!bare.startsWith(CONTAINER_NAME_PREFIX)) return undefined;
+  const sessionId = bare.slice(CONTAINER_NAME_PREFIX.length);
+  return isValidSessionId(sessionId) ? sessionId : undefined;
+}

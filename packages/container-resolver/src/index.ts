@@ -1,5 +1,20 @@
-export { CONTAINER_NAME_PREFIX, containerNameFor } from './container-name.js';
+export { CONTAINER_NAME_PREFIX, containerNameFor, sessionIdFromContainerName } from './container-name.js';
+export {
+  type ContainerWatcher,
+  type ContainerWatcherListener,
+  type ContainerWatcherOptions,
+  createContainerWatcher,
+  type WatcherConnection,
+} from './container-watcher.js';
 export { createDockerClient, type DockerClientOptions } from './docker-client.js';
+export {
+  classifySessionEvent,
+  createJsonLineDecoder,
+  type DockerEventMessage,
+  type SessionEvent,
+  WATCHED_CONTAINER_ACTIONS,
+  WATCHED_NETWORK_ACTIONS,
+} from './docker-events.js';
 export {
   DEFAULT_DOCKER_SOCKET,
   DEFAULT_DOCKER_TIMEOUT_MS,
@@ -9,6 +24,12 @@ export {
   dockerOptionsFromEnv,
 } from './docker-options.js';
 export {
+  PREVIEW_NETWORK_LABEL,
+  PREVIEW_PORT_LABEL,
+  previewNetworkFromLabels,
+  previewPortFromLabels,
+} from './labels.js';
+export {
   CONTAINER_STATES,
   type ContainerInspect,
   type ContainerState,
@@ -16,6 +37,7 @@ export {
   type ParseInspectOptions,
   parseContainerInspect,
 } from './parse-inspect.js';
+export { type ContainerListEntry, parseContainerListEntry } from './parse-list.js';
 export {
   type ContainerInspector,
   type ContainerResolver,
@@ -25,3 +47,5 @@ export {
   type ResolvedContainer,
 } from './resolver.js';
 export { type ContainerInspectNetwork, type NetworkAddress, selectNetworkAddress } from './select-network.js';
+export type { CachedContainer } from './session-cache.js';
+export { createWatchingResolver, resolveCachedContainer } from './watching-resolver.js';

@@ -1,3 +1,4 @@
+import { previewNetworkFromLabels } from './labels.js';
 import { type ContainerInspectNetwork, selectNetworkAddress } from './select-network.js';
 
 /** Docker's container status strings (`State.Status`), in the engine's own spelling. */
@@ -55,7 +56,7 @@ export interface ParsedContainer {
 
 /** Options of {@link parseContainerInspect}. */
 export interface ParseInspectOptions {
-  /** Preferred network name; used when the container has an IPv4 address on it. */
+  /** Preferred network name (a container's `sandbox.preview.network` label wins over it). */
   network?: string | undefined;
 }
 
@@ -73,7 +74,10 @@ export function parseContainerInspect(
 ): ParsedContainer {
   const { State: s } = inspect;
   if (!isContainerState(s.Status)) throw new Error(`Unknown container status "${s.Status}"`);
-  const address = selectNetworkAddress(inspect.NetworkSettings?.Networks ?? {}, options.network);
+  const labels = { ...(inspect.Config?.Labels ?? {}) };
+  // A container's own label beats the service-wide preference: it knows which of its networks serves.
+  const preferred = previewNetworkFromLabels(labels) ?? options.network;
+  const address = selectNetworkAddress(inspect.NetworkSettings?.Networks ?? {}, preferred);
   return {
     state: s.Status,
     running: s.Running && !s.Paused && !s.Restarting,
@@ -81,6 +85,6 @@ export function parseContainerInspect(
     network: address?.network,
     id: inspect.Id,
     name: (inspect.Name ?? '').replace(/^\//, ''),
-    labels: { ...(inspect.Config?.Labels ?? {}) },
+    labels,
   };
 }

@@ -1,8 +1,14 @@
 export {
   type ContainerResolver,
   type ContainerResolverOptions,
+  type ContainerWatcher,
+  type ContainerWatcherOptions,
   createContainerResolver,
+  createContainerWatcher,
   createDockerClient,
+  createWatchingResolver,
+  PREVIEW_NETWORK_LABEL,
+  PREVIEW_PORT_LABEL,
   type ResolvedContainer,
 } from '@sandbox/container-resolver';
 export {
@@ -24,6 +30,7 @@ export {
   sessionIdSchema,
 } from '@sandbox/preview-registry';
 export { createPreviewProxy, createUpstreamAgent, type PreviewProxy } from '@sandbox/proxy-core';
+export { type RegistrySyncOptions, syncRegistryWithContainers } from './container-lifecycle.js';
 export {
   createErrorHandler,
   type ErrorHandlerOptions,
