@@ -1,0 +1,217 @@
+import { randomBytes } from 'node:crypto';
+import {
+  type DockerRelay,
+  docker,
+  isInspectRequest,
+  isListRequest,
+  removeCreatedContainers,
+  startDockerRelay,
+  startSessionContainer,
+  uniqueSessionId,
+} from '@sandbox/test-fixtures';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RunningContainerManager } from '../src/server.js';
+import { errorBody, eventually, type Reply, register, send, startManager } from './harness.js';
+
+type Echo = { url: string; remoteAddress: string; port: number };
+
+// Every Docker call of the manager goes through a counting relay, so the test counts what reaches the
+// daemon's socket instead of trusting the service's own bookkeeping.
+let relay: DockerRelay;
+let manager: RunningContainerManager;
+const networks: string[] = [];
+
+async function createNetwork(): Promise<{ name: string; gateway: string }> {
+  const name = `preview-test-${randomBytes(4).toString('hex')}`;
+  await docker(['network', 'create', name]);
+  networks.push(name);
+  const gateway = await docker([
+    'network',
+    'inspect',
+    name,
+    '--format',
+    '{{(index .IPAM.Config 0).Gateway}}',
+  ]);
+  return { name, gateway };
+}
+
+async function bridgeGateway(): Promise<string> {
+  return docker(['network', 'inspect', 'bridge', '--format', '{{(index .IPAM.Config 0).Gateway}}']);
+}
+
+const until = (sessionId: string, done: (reply: Reply) => boolean, timeoutMs = 2000) =>
+  eventually(() => send(manager.url, `/previews/${sessionId}/`), done, timeoutMs);
+
+beforeAll(async () => {
+  relay = await startDockerRelay();
+  manager = await startManager({ DOCKER_HOST: relay.dockerHost });
+});
+
+afterAll(async () => {
+  await manager?.close();
+  await relay?.close();
+  await removeCreatedContainers();
+  for (const name of networks) await docker(['network', 'rm', name]).catch(() => {});
+});
+
+describe('the hot path', () => {
+  it('makes no Docker call for 500 proxied requests to a registered session', async () => {
+    const box = await startSessionContainer();
+    expect((await register(manager.url, box.sessionId, { port: 3000 })).status).toBe(201);
+    expect((await send(manager.url, `/previews/${box.sessionId}/warm`)).status).toBe(200);
+    relay.reset();
+    for (let batch = 0; batch < 50; batch++) {
+      const replies = await Promise.all(
+        Array.from({ length: 10 }, (_, i) => send(manager.url, `/previews/${box.sessionId}/r${batch}-${i}`)),
+      );
+      for (const reply of replies) expect(reply.status).toBe(200);
+    }
+    expect(relay.count(isInspectRequest)).toBe(0);
+    expect(relay.count(isListRequest)).toBe(0);
+  });
+
+  it('costs exactly one inspect for concurrent misses of a session never seen', async () => {
+    const id = uniqueSessionId('miss');
+    relay.reset();
+    const replies = await Promise.all(
+      Array.from({ length: 10 }, () => register(manager.url, id, { port: 3000 })),
+    );
+    for (const reply of replies) expect(reply.status).toBe(500);
+    expect(relay.count((r) => isInspectRequest(r) && r.path.includes(`sandbox-session-${id}`))).toBe(1);
+  });
+});
+
+describe('container lifecycle', () => {
+  it('docker stop: 500 "not running" within 100 ms; docker start: the new address within 1 s', async () => {
+    const box = await startSessionContainer();
+    expect((await register(manager.url, box.sessionId, { port: 3000 })).status).toBe(201);
+    await docker(['stop', '-t', '1', box.name]);
+    const stoppedAt = Date.now();
+    const stopped = await until(box.sessionId, (r) => r.status === 500, 100);
+    expect(Date.now() - stoppedAt).toBeLessThanOrEqual(100);
+    expect(stopped.json()).toMatchObject(
+      errorBody(500, 'Internal Server Error', `Container for session ${box.sessionId} is not running`),
+    );
+
+    await docker(['start', box.name]);
+    const startedAt = Date.now();
+    const served = await until(box.sessionId, (r) => r.status === 200, 1000);
+    expect(served.status).toBe(200);
+    expect(Date.now() - startedAt).toBeLessThanOrEqual(1000);
+  });
+
+  it('docker rm -f: 404 within 500 ms', async () => {
+    const box = await startSessionContainer();
+    expect((await register(manager.url, box.sessionId, { port: 3000 })).status).toBe(201);
+    await docker(['rm', '-f', box.name]);
+    const removedAt = Date.now();
+    const reply = await until(box.sessionId, (r) => r.status === 404, 500);
+    expect(reply.status).toBe(404);
+    expect(Date.now() - removedAt).toBeLessThanOrEqual(500);
+  });
+
+  it('docker kill: 500 "not running"; docker restart: served again', async () => {
+    const box = await startSessionContainer();
+    expect((await register(manager.url, box.sessionId, { port: 3000 })).status).toBe(201);
+    await docker(['kill', box.name]);
+    expect((await until(box.sessionId, (r) => r.status === 500)).status).toBe(500);
+    await docker(['restart', '-t', '1', box.name]);
+    expect((await until(box.sessionId, (r) => r.status === 200)).status).toBe(200);
+    await docker(['restart', '-t', '1', box.name]);
+    expect((await until(box.sessionId, (r) => r.status === 200)).status).toBe(200);
+  });
+
+  it('docker pause: 500 "not running"; docker unpause: served again', async () => {
+    const box = await startSessionContainer();
+    expect((await register(manager.url, box.sessionId, { port: 3000 })).status).toBe(201);
+    await box.pause();
+    const paused = await until(box.sessionId, (r) => r.status === 500);
+    expect(paused.json()).toMatchObject({ message: `Container for session ${box.sessionId} is not running` });
+    await box.unpause();
+    expect((await until(box.sessionId, (r) => r.status === 200)).status).toBe(200);
+  });
+
+  it('network disconnect and connect move the preview to the address that remains', async () => {
+    const extra = await createNetwork();
+    const box = await startSessionContainer();
+    await docker(['network', 'connect', extra.name, box.name]);
+    expect((await register(manager.url, box.sessionId, { port: 3000 })).status).toBe(201);
+    // Without PREVIEW_NETWORK the first network by name is used: "bridge" sorts before "preview-test-*".
+    const gatewayOf = (reply: Reply) =>
+      reply.status === 200 ? reply.json<Echo>().remoteAddress : reply.status;
+    expect(gatewayOf(await send(manager.url, `/previews/${box.sessionId}/`))).toBe(await bridgeGateway());
+    await docker(['network', 'disconnect', 'bridge', box.name]);
+    expect(gatewayOf(await until(box.sessionId, (r) => gatewayOf(r) === extra.gateway))).toBe(extra.gateway);
+    await docker(['network', 'disconnect', extra.name, box.name]);
+    const none = await until(box.sessionId, (r) => r.status === 500);
+    expect(none.json()).toMatchObject({
+      message: `Container for session ${box.sessionId} has no IP address`,
+    });
+    await docker(['network', 'connect', 'bridge', box.name]);
+    expect(gatewayOf(await until(box.sessionId, (r) => r.status === 200))).toBe(await bridgeGateway());
+  });
+});
+
+describe('networks', () => {
+  it('reaches a container on two networks on the PREVIEW_NETWORK one, unless its label says otherwise', async () => {
+    const preferred = await createNetwork();
+    const other = await createNetwork();
+    const onPreferred = await startManager({ PREVIEW_NETWORK: preferred.name });
+    try {
+      const plain = await startSessionContainer();
+      const labelled = await startSessionContainer({ labels: { 'sandbox.preview.network': other.name } });
+      for (const box of [plain, labelled]) {
+        await docker(['network', 'connect', preferred.name, box.name]);
+        await docker(['network', 'connect', other.name, box.name]);
+        expect((await register(onPreferred.url, box.sessionId, { port: 3000 })).status).toBe(201);
+      }
+      const via = async (sessionId: string) =>
+        (await send(onPreferred.url, `/previews/${sessionId}/`)).json<Echo>().remoteAddress;
+      expect(await via(plain.sessionId)).toBe(preferred.gateway);
+      expect(await via(labelled.sessionId)).toBe(other.gateway);
+    } finally {
+      await onPreferred.close();
+    }
+  });
+});
+
+describe('declarative registration', () => {
+  it('serves a container labelled sandbox.preview.port without any API call, also after a service restart', async () => {
+    const box = await startSessionContainer({
+      ports: [3000, 3001],
+      labels: { 'sandbox.preview.port': '3001' },
+    });
+    const served = await until(box.sessionId, (r) => r.status === 200);
+    expect(served.json<Echo>().port).toBe(3001);
+
+    const restarted = await startManager({ DOCKER_HOST: relay.dockerHost });
+    try {
+      const reply = await eventually(
+        () => send(restarted.url, `/previews/${box.sessionId}/`),
+        (r) => r.status === 200,
+      );
+      expect(reply.json<Echo>().port).toBe(3001);
+    } finally {
+      await restarted.close();
+    }
+  });
+
+  it('lets an API registration override the label until the container starts again', async () => {
+    const box = await startSessionContainer({
+      ports: [3000, 3001],
+      labels: { 'sandbox.preview.port': '3001' },
+    });
+    await until(box.sessionId, (r) => r.status === 200);
+    expect((await register(manager.url, box.sessionId, { port: 3000 })).status).toBe(201);
+    expect((await send(manager.url, `/previews/${box.sessionId}/`)).json<Echo>().port).toBe(3000);
+    await docker(['restart', '-t', '1', box.name]);
+    const again = await until(box.sessionId, (r) => r.status === 200 && r.json<Echo>().port === 3001);
+    expect(again.json<Echo>().port).toBe(3001);
+  });
+
+  it('ignores an invalid port label', async () => {
+    const box = await startSessionContainer({ labels: { 'sandbox.preview.port': '80' } });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect((await send(manager.url, `/previews/${box.sessionId}/`)).status).toBe(404);
+  });
+});

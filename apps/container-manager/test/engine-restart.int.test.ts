@@ -1,0 +1,50 @@
+import { type IsolatedDockerEngine, startIsolatedDockerEngine } from '@sandbox/test-fixtures';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import type { RunningContainerManager } from '../src/server.js';
+import { eventually, register, send, startManager } from './harness.js';
+
+// A private dockerd, so stopping it does not disturb the engine the other test files use concurrently.
+// It runs with live-restore: the container keeps running while the daemon is down, as in production.
+let engine: IsolatedDockerEngine;
+let manager: RunningContainerManager;
+
+beforeAll(async () => {
+  engine = await startIsolatedDockerEngine();
+  manager = await startManager({ DOCKER_HOST: engine.dockerHost, PREVIEW_NETWORK: engine.network });
+}, 180_000);
+
+afterAll(async () => {
+  await manager?.close();
+  await engine?.destroy();
+}, 180_000);
+
+it('answers 500 with the reason while dockerd is down, and resumes by itself within 5 s of its return', async () => {
+  const box = await engine.startSessionContainer();
+  expect((await register(manager.url, box.sessionId, { port: 3000 })).status).toBe(201);
+  expect((await send(manager.url, `/previews/${box.sessionId}/`)).status).toBe(200);
+
+  await engine.stop();
+  const down = await eventually(
+    () => send(manager.url, `/previews/${box.sessionId}/`),
+    (r) => r.status === 500,
+    5_000,
+  );
+  expect(down.status).toBe(500);
+  expect(down.json<{ message: string }>().message).toMatch(
+    new RegExp(`^Failed to validate container for session ${box.sessionId}: .+`),
+  );
+
+  await engine.start();
+  const backAt = Date.now();
+  const up = await eventually(
+    () => send(manager.url, `/previews/${box.sessionId}/again`),
+    (r) => r.status === 200,
+    5_000,
+  );
+  expect(up.status).toBe(200);
+  const recoveredMs = Date.now() - backAt;
+  console.info(
+    `engine down: "${down.json<{ message: string }>().message}"; routing resumed ${recoveredMs} ms after dockerd answered`,
+  );
+  expect(recoveredMs).toBeLessThanOrEqual(5_000);
+}, 120_000);
