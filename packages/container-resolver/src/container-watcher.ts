@@ -5,7 +5,7 @@ import { classifySessionEvent, type SessionEvent } from './docker-events.js';
 import { type DockerEventSubscription, subscribeDockerEvents } from './event-subscription.js';
 import type { ParsedContainer } from './parse-inspect.js';
 import { parseContainerInspect } from './parse-inspect.js';
-import { type ContainerListEntry, parseContainerListEntry } from './parse-list.js';
+import { type ContainerListEntry, parseContainerListEntry, primaryContainerName } from './parse-list.js';
 import { type CachedContainer, createSessionCache } from './session-cache.js';
 
 export type { CachedContainer } from './session-cache.js';
@@ -146,6 +146,8 @@ export function createContainerWatcher(options: ContainerWatcherOptions = {}): C
       const cause = new Error(`No such container: ${CONTAINER_NAME_PREFIX}${sessionId}`);
       cache.store(sessionId, { present: false, cause }, cache.clock());
       emit((l) => l.removed?.(sessionId));
+      // Docker frees the name before it logs the destroy, so a new container may already hold it.
+      refreshQuietly(sessionId, true);
       return;
     }
     if ((action === 'die' || action === 'pause') && current?.present) {
@@ -164,7 +166,7 @@ export function createContainerWatcher(options: ContainerWatcherOptions = {}): C
     })) as ContainerListEntry[];
     const seen = new Set<string>();
     for (const entry of entries) {
-      const sessionId = sessionIdFromContainerName(entry.Names?.[0] ?? '');
+      const sessionId = sessionIdFromContainerName(primaryContainerName(entry.Names));
       const container = sessionId === undefined ? undefined : parseContainerListEntry(entry, { network });
       if (sessionId === undefined || container === undefined) continue;
       seen.add(sessionId);
@@ -219,7 +221,8 @@ export function createContainerWatcher(options: ContainerWatcherOptions = {}): C
     refresh(sessionId) {
       let pending = inflight.get(sessionId);
       if (!pending) {
-        pending = inspect(sessionId, false).finally(() => inflight.delete(sessionId));
+        // Announces too: a request may inspect a just-started container before its start event does.
+        pending = inspect(sessionId, true).finally(() => inflight.delete(sessionId));
         inflight.set(sessionId, pending);
       }
       return pending;

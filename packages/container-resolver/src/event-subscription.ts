@@ -1,3 +1,4 @@
+import { StringDecoder } from 'node:string_decoder';
 import type Docker from 'dockerode';
 import {
   createJsonLineDecoder,
@@ -27,7 +28,15 @@ export interface DockerEventSubscription {
 
 function endOf(stream: DestroyableStream): Promise<unknown> {
   return new Promise((resolve) => {
-    stream.once('error', (error: unknown) => resolve(error));
+    // The bare stream error ("aborted") would not tell a client what went wrong.
+    stream.once('error', (error: unknown) =>
+      resolve(
+        new Error(
+          `lost the Docker event stream (${error instanceof Error ? error.message : String(error)})`,
+          { cause: error },
+        ),
+      ),
+    );
     stream.once('end', () => resolve(new Error('Docker event stream ended')));
     stream.once('close', () => resolve(new Error('Docker event stream closed')));
   });
@@ -46,8 +55,12 @@ export function subscribeDockerEvents(options: DockerEventSubscriptionOptions): 
 
   const follow = (source: DestroyableStream) => {
     const decode = createJsonLineDecoder((line) => log('unparsable Docker event', line));
+    // Reads may split a multi-byte character; the decoder keeps the partial bytes for the next read.
+    const text = new StringDecoder('utf8');
     source.on('data', (chunk: Buffer | string) => {
-      for (const message of decode(chunk.toString()) as DockerEventMessage[]) {
+      for (const message of decode(
+        typeof chunk === 'string' ? chunk : text.write(chunk),
+      ) as DockerEventMessage[]) {
         if (typeof message.timeNano === 'number') since = message.timeNano / 1e9;
         else if (typeof message.time === 'number') since = message.time;
         onMessage(message);
@@ -80,6 +93,7 @@ export function subscribeDockerEvents(options: DockerEventSubscriptionOptions): 
         const ended = endOf(stream);
         follow(stream);
         await onSubscribed();
+        if (stopped) break;
         onConnected();
         delay = reconnectDelayMs.initial;
         throw await ended;

@@ -15,6 +15,15 @@ export interface ContainerListEntry {
 }
 
 /**
+ * The container's own name among a list entry's `Names`: legacy `--link` aliases appear there too, as
+ * `/linker/alias`, and may come first.
+ */
+export function primaryContainerName(names: readonly string[] | null | undefined): string {
+  const own = names?.find((name) => name.lastIndexOf('/') === 0) ?? names?.[0] ?? '';
+  return own.replace(/^\//, '');
+}
+
+/**
  * Parses a list entry into the same {@link ParsedContainer} an inspect gives (pure). The list carries state,
  * labels and addresses, so one list call resyncs every session container without an inspect each.
  */
@@ -34,7 +43,7 @@ export function parseContainerListEntry(
     ip: address?.ip,
     network: address?.network,
     id: entry.Id,
-    name: (entry.Names?.[0] ?? '').replace(/^\//, ''),
+    name: primaryContainerName(entry.Names),
     labels,
   };
 }
