@@ -1,6 +1,7 @@
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import {
   type ContainerResolver,
   type ContainerWatcher,
@@ -59,6 +60,14 @@ export async function startContainerManager(
   watcher.start();
   const app = createPreviewApp({ internalServiceKey: config.INTERNAL_SERVICE_KEY, registry, resolver });
   const server = createServer(app);
+  // Upgrades arrive on their own event, so a WebSocket can be the very first request of a connection.
+  server.on('upgrade', app.handleUpgrade);
+  // Node's closeAllConnections() does not see upgraded sockets; keep them to cut at the deadline.
+  const tunnels = new Set<Duplex>();
+  server.on('upgrade', (_req, socket: Duplex) => {
+    tunnels.add(socket);
+    socket.once('close', () => tunnels.delete(socket));
+  });
   server.listen(config.PORT, config.HOST);
   await once(server, 'listening');
   const { port } = server.address() as AddressInfo;
@@ -74,7 +83,10 @@ export async function startContainerManager(
       // process exits as soon as the in-flight work is done rather than at the end of the grace period.
       server.closeIdleConnections();
       const sweep = setInterval(() => server.closeIdleConnections(), 100);
-      const deadline = setTimeout(() => server.closeAllConnections(), config.SHUTDOWN_GRACE_MS);
+      const deadline = setTimeout(() => {
+        server.closeAllConnections();
+        for (const socket of tunnels) socket.destroy();
+      }, config.SHUTDOWN_GRACE_MS);
       await closed;
       clearInterval(sweep);
       clearTimeout(deadline);

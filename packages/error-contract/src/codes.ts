@@ -19,6 +19,7 @@ export const PREVIEW_ERROR_CODES = [
   'PAYLOAD_TOO_LARGE',
   'MALFORMED_PATH',
   'ROUTE_NOT_FOUND',
+  'UPGRADE_NOT_SUPPORTED',
   'INTERNAL',
 ] as const;
 
@@ -41,6 +42,7 @@ export const ERROR_STATUS = {
   PAYLOAD_TOO_LARGE: 413,
   MALFORMED_PATH: 400,
   ROUTE_NOT_FOUND: 404,
+  UPGRADE_NOT_SUPPORTED: 400,
   INTERNAL: 500,
 } as const satisfies Record<PreviewErrorCode, number>;
 

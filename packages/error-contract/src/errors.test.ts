@@ -49,6 +49,7 @@ describe('new rows', () => {
     [previewErrors.payloadTooLarge(16), 413],
     [previewErrors.malformedPath(), 400],
     [previewErrors.routeNotFound('GET', '/nope'), 404],
+    [previewErrors.upgradeNotSupported(), 400],
   ])('%s has status %i and a known reason phrase', (error, status) => {
     const { body } = toErrorResponse(error);
     expect(body.statusCode).toBe(status);

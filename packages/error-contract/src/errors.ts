@@ -100,6 +100,9 @@ export const previewErrors = {
   /** 404: no route matches the method and path. */
   routeNotFound: (method: string, path: string) =>
     new PreviewError('ROUTE_NOT_FOUND', `Cannot ${method} ${path}`),
+  /** 400: an `Upgrade` to anything but WebSocket, which the proxy cannot tunnel. */
+  upgradeNotSupported: () =>
+    new PreviewError('UPGRADE_NOT_SUPPORTED', 'Only WebSocket upgrades are supported'),
   /** 500: anything unexpected; details go to the logs only. */
   internal: (cause?: unknown) =>
     new PreviewError('INTERNAL', 'Internal server error', cause === undefined ? {} : { cause }),

@@ -1,5 +1,7 @@
 import type { ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import {
+  getReasonPhrase,
   isPreviewError,
   type PreviewError,
   previewErrors,
@@ -58,6 +60,30 @@ export function sendErrorResponse(
     'content-length': Buffer.byteLength(payload),
   });
   res.end(payload);
+}
+
+/**
+ * Writes any failure as the contract's JSON on the raw socket of an upgrade request that was not
+ * upgraded, then closes it: a WebSocket client sees the same status and body as an HTTP one.
+ */
+export function sendUpgradeErrorResponse(
+  socket: Duplex,
+  error: unknown,
+  logUnexpected?: UnexpectedErrorLogger,
+): void {
+  if (socket.destroyed || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const { status, body } = toErrorResponse(toPreviewError(error), logUnexpected);
+  const payload = JSON.stringify(body);
+  socket.end(
+    `HTTP/1.1 ${status} ${getReasonPhrase(status)}\r\n` +
+      'Content-Type: application/json; charset=utf-8\r\n' +
+      `Content-Length: ${Buffer.byteLength(payload)}\r\n` +
+      'Connection: close\r\n\r\n' +
+      payload,
+  );
 }
 
 /** The one Express error handler: every failure leaves as the contract's JSON. */

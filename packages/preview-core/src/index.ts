@@ -43,11 +43,20 @@ export {
   createPreviewHandler,
   createPreviewRouter,
   DEFAULT_PREFIXES,
+  type HandlesUpgrades,
   type PreviewAppOptions,
   type PreviewRequestHandler,
   type PreviewRouterOptions,
+  type PreviewUpgradeHandler,
 } from './preview-router.js';
-export { createProxyRoute, type ProxyRouteOptions } from './proxy-route.js';
+export {
+  createProxyRoute,
+  createUpgradeRoute,
+  matchPreviewRoute,
+  type PreviewRouteMatch,
+  type ProxyRouteOptions,
+  type UpgradeRoute,
+} from './proxy-route.js';
 export { parseRegistrationBody, REGISTRATION_BODY_LIMIT_BYTES } from './registration.js';
 export {
   createPreviewTargetResolver,

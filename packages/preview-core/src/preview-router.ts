@@ -1,13 +1,19 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { type ContainerResolver, createContainerResolver } from '@sandbox/container-resolver';
 import type { UnexpectedErrorLogger } from '@sandbox/error-contract';
 import { previewErrors } from '@sandbox/error-contract';
 import { createInMemoryRegistry, type PreviewRegistry } from '@sandbox/preview-registry';
 import { createPreviewProxy, type PreviewProxy } from '@sandbox/proxy-core';
 import express, { type Express, type Router } from 'express';
-import { createErrorHandler, notFoundHandler, sendErrorResponse } from './http-errors.js';
+import {
+  createErrorHandler,
+  notFoundHandler,
+  sendErrorResponse,
+  sendUpgradeErrorResponse,
+} from './http-errors.js';
 import { requireInternalKey } from './internal-key.js';
-import { createProxyRoute } from './proxy-route.js';
+import { createProxyRoute, createUpgradeRoute } from './proxy-route.js';
 import { createRegistrationRouter } from './registration.js';
 import { createPreviewTargetResolver } from './target.js';
 
@@ -34,13 +40,29 @@ export interface PreviewRouterOptions {
   internalProxy?: boolean;
   /** Route prefixes, without trailing slash. */
   prefixes?: Partial<typeof DEFAULT_PREFIXES>;
+  /** Where unexpected (500) errors are reported. Default: stderr. */
+  logUnexpected?: UnexpectedErrorLogger;
+}
+
+/** Handles the HTTP server's `upgrade` event for the preview routes: `server.on('upgrade', handleUpgrade)`. */
+export type PreviewUpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+
+/** Something that also tunnels the WebSocket upgrades of the preview routes. */
+export interface HandlesUpgrades {
+  /** Wire it to the server: `server.on('upgrade', x.handleUpgrade)`. */
+  handleUpgrade: PreviewUpgradeHandler;
+}
+
+function isWebSocketUpgrade(req: IncomingMessage): boolean {
+  return req.method === 'GET' && req.headers.upgrade?.toLowerCase() === 'websocket';
 }
 
 /**
  * The preview routes as one Express router, to mount in an existing app: registration (when a key is
- * given) and the two proxies, sharing one registry, resolver and proxy.
+ * given) and the two proxies, sharing one registry, resolver and proxy. Its `handleUpgrade` serves their
+ * WebSockets with the same lookup, resolution and errors.
  */
-export function createPreviewRouter(options: PreviewRouterOptions = {}): Router {
+export function createPreviewRouter(options: PreviewRouterOptions = {}): Router & HandlesUpgrades {
   const {
     registry = createInMemoryRegistry(),
     resolver = createContainerResolver(),
@@ -48,13 +70,16 @@ export function createPreviewRouter(options: PreviewRouterOptions = {}): Router 
     internalServiceKey,
     publicProxy = true,
     internalProxy = true,
+    logUnexpected,
   } = options;
   const prefixes = { ...DEFAULT_PREFIXES, ...options.prefixes };
   const targets = createPreviewTargetResolver({ registry, resolver });
   const router = express.Router();
+  const proxied: string[] = [];
+  if (publicProxy) proxied.push(prefixes.public);
+  if (internalProxy) proxied.push(prefixes.internal);
 
-  if (publicProxy) router.use(createProxyRoute({ prefix: prefixes.public, targets, proxy }));
-  if (internalProxy) router.use(createProxyRoute({ prefix: prefixes.internal, targets, proxy }));
+  for (const prefix of proxied) router.use(createProxyRoute({ prefix, targets, proxy }));
   if (internalServiceKey !== undefined) {
     router.use(
       prefixes.api,
@@ -62,48 +87,64 @@ export function createPreviewRouter(options: PreviewRouterOptions = {}): Router 
       createRegistrationRouter({ registry, targets }),
     );
   }
-  return router;
+
+  const upgradeRoutes = proxied.map((prefix) => createUpgradeRoute({ prefix, targets, proxy }));
+  const handleUpgrade: PreviewUpgradeHandler = (req, socket, head) => {
+    // Until the proxy takes the socket over, a client that vanishes must not crash the process.
+    socket.on('error', () => socket.destroy());
+    const fail = (error: unknown) => sendUpgradeErrorResponse(socket, error, logUnexpected);
+    if (!isWebSocketUpgrade(req)) {
+      fail(previewErrors.upgradeNotSupported());
+      return;
+    }
+    for (const route of upgradeRoutes) if (route(req, socket, head, fail)) return;
+    fail(previewErrors.routeNotFound(req.method ?? 'GET', (req.url ?? '/').split('?')[0] ?? '/'));
+  };
+  return Object.assign(router, { handleUpgrade });
 }
 
-/** Options of {@link createPreviewApp}. */
-export interface PreviewAppOptions extends PreviewRouterOptions {
-  /** Where unexpected (500) errors are reported. Default: stderr. */
-  logUnexpected?: UnexpectedErrorLogger;
-}
+/** Options of {@link createPreviewApp} and {@link createPreviewHandler}. */
+export type PreviewAppOptions = PreviewRouterOptions;
 
-function createBaseApp(options: PreviewRouterOptions): Express {
+function createBaseApp(options: PreviewRouterOptions): Express & HandlesUpgrades {
   const app = express();
   app.disable('x-powered-by');
   app.disable('etag');
-  app.use(createPreviewRouter(options));
-  return app;
+  const router = createPreviewRouter(options);
+  app.use(router);
+  return Object.assign(app, { handleUpgrade: router.handleUpgrade });
 }
 
-/** A complete Express app: the preview routes, a JSON 404 and the one error handler. */
-export function createPreviewApp({ logUnexpected, ...options }: PreviewAppOptions = {}): Express {
+/**
+ * A complete Express app: the preview routes, a JSON 404 and the one error handler. Serve it with
+ * `const server = http.createServer(app); server.on('upgrade', app.handleUpgrade)`.
+ */
+export function createPreviewApp(options: PreviewAppOptions = {}): Express & HandlesUpgrades {
   const app = createBaseApp(options);
   app.use(notFoundHandler);
-  app.use(createErrorHandler(logUnexpected === undefined ? {} : { logUnexpected }));
+  app.use(
+    createErrorHandler(options.logUnexpected === undefined ? {} : { logUnexpected: options.logUnexpected }),
+  );
   return app;
 }
 
 /** A request handler for a plain `node:http` server; see {@link createPreviewHandler}. */
-export type PreviewRequestHandler = (req: IncomingMessage, res: ServerResponse, next?: () => void) => void;
+export type PreviewRequestHandler = ((req: IncomingMessage, res: ServerResponse, next?: () => void) => void) &
+  HandlesUpgrades;
 
 /**
  * The preview routes as a plain `node:http` handler. Requests outside them go to `next`, so the preview
  * routes can share a server with other handlers; without `next` they get the contract's JSON 404.
  */
-export function createPreviewHandler({
-  logUnexpected,
-  ...options
-}: PreviewAppOptions = {}): PreviewRequestHandler {
+export function createPreviewHandler(options: PreviewAppOptions = {}): PreviewRequestHandler {
   const app = createBaseApp(options);
-  app.use(createErrorHandler(logUnexpected === undefined ? {} : { logUnexpected }));
+  app.use(
+    createErrorHandler(options.logUnexpected === undefined ? {} : { logUnexpected: options.logUnexpected }),
+  );
   // An Express app is a plain request listener that upgrades node's req/res itself; its types just
   // do not say so.
   const handle = app as unknown as (req: IncomingMessage, res: ServerResponse, done: () => void) => void;
-  return (req, res, next) => {
+  const handler = (req: IncomingMessage, res: ServerResponse, next?: () => void) => {
     handle(req, res, () => {
       if (next) next();
       else
@@ -113,4 +154,5 @@ export function createPreviewHandler({
         );
     });
   };
+  return Object.assign(handler, { handleUpgrade: app.handleUpgrade });
 }

@@ -1,15 +1,25 @@
-import { previewErrors } from '@sandbox/error-contract';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { type PreviewError, previewErrors } from '@sandbox/error-contract';
 import { isValidSessionId } from '@sandbox/preview-registry';
 import { hasMalformedPercentEncoding, type PreviewProxy, splitPreviewPath } from '@sandbox/proxy-core';
-import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { PreviewTargetResolver } from './target.js';
 
-/** Options of {@link createProxyRoute}. */
+/** Options of {@link createProxyRoute} and {@link createUpgradeRoute}. */
 export interface ProxyRouteOptions {
   /** The route prefix without trailing slash, e.g. `/previews`. */
   prefix: string;
   targets: PreviewTargetResolver;
   proxy: PreviewProxy;
+}
+
+/** A request matched to a preview route. */
+export interface PreviewRouteMatch {
+  sessionId: string;
+  /** What the container receives: the rest of the URL, byte for byte. */
+  forwardPath: string;
+  /** The prefix the client used, e.g. `/previews/abc`. */
+  routePrefix: string;
 }
 
 function decodeSessionId(raw: string): string | undefined {
@@ -22,32 +32,84 @@ function decodeSessionId(raw: string): string | undefined {
 }
 
 /**
+ * Matches a raw URL against `{prefix}/:sessionId/*` (pure): `undefined` when it is not under the prefix,
+ * the contract error when the path or the session id is bad, else the match. Nothing is decoded or
+ * re-encoded except the session id, which must then match the container-name pattern.
+ */
+export function matchPreviewRoute(
+  url: string,
+  prefix: string,
+  basePath = '',
+): PreviewRouteMatch | PreviewError | undefined {
+  const split = splitPreviewPath(url, prefix);
+  if (!split) return undefined;
+  const sessionId = decodeSessionId(split.rawSessionId);
+  if (sessionId === undefined || hasMalformedPercentEncoding(url)) return previewErrors.malformedPath();
+  if (!isValidSessionId(sessionId)) return previewErrors.invalidSessionId();
+  return {
+    sessionId,
+    forwardPath: split.forwardPath,
+    routePrefix: `${basePath}${prefix}/${split.rawSessionId}`,
+  };
+}
+
+type Next = (error?: unknown) => void;
+
+/**
  * `ALL {prefix}/:sessionId/*`: matched by hand on the raw URL (no router, no body parser in front of the
  * proxy), validated, resolved, forwarded with the prefix stripped.
  */
-export function createProxyRoute({ prefix, targets, proxy }: ProxyRouteOptions): RequestHandler {
-  return (req: Request, res: Response, next: NextFunction) => {
-    const match = splitPreviewPath(req.url, prefix);
-    if (!match) {
+export function createProxyRoute({ prefix, targets, proxy }: ProxyRouteOptions) {
+  return (req: IncomingMessage & { baseUrl?: string }, res: ServerResponse, next: Next): void => {
+    const match = matchPreviewRoute(req.url ?? '/', prefix, req.baseUrl);
+    if (match === undefined) {
       next();
       return;
     }
-    const sessionId = decodeSessionId(match.rawSessionId);
-    if (sessionId === undefined || hasMalformedPercentEncoding(req.url)) {
-      next(previewErrors.malformedPath());
+    if (!('sessionId' in match)) {
+      next(match);
       return;
     }
-    if (!isValidSessionId(sessionId)) {
-      next(previewErrors.invalidSessionId());
-      return;
-    }
-    const routePrefix = `${req.baseUrl}${prefix}/${match.rawSessionId}`;
     targets
-      .resolve(sessionId)
+      .resolve(match.sessionId)
       .then(
         (target) =>
-          proxy.forward(req, res, { target, forwardPath: match.forwardPath, prefix: routePrefix }, next),
+          proxy.forward(
+            req,
+            res,
+            { target, forwardPath: match.forwardPath, prefix: match.routePrefix },
+            next,
+          ),
         next,
       );
+  };
+}
+
+/** Handles one upgrade request; returns false when the URL is not under this route's prefix. */
+export type UpgradeRoute = (req: IncomingMessage, socket: Duplex, head: Buffer, fail: Next) => boolean;
+
+/** The WebSocket twin of {@link createProxyRoute}: same lookup, resolution and errors, before any upgrade. */
+export function createUpgradeRoute({ prefix, targets, proxy }: ProxyRouteOptions): UpgradeRoute {
+  return (req, socket, head, fail) => {
+    const match = matchPreviewRoute(req.url ?? '/', prefix);
+    if (match === undefined) return false;
+    if (!('sessionId' in match)) {
+      fail(match);
+      return true;
+    }
+    targets
+      .resolve(match.sessionId)
+      .then(
+        (target) =>
+          proxy.forwardUpgrade(
+            req,
+            socket,
+            head,
+            { target, forwardPath: match.forwardPath, prefix: match.routePrefix },
+            fail,
+          ),
+        fail,
+      );
+    return true;
   };
 }

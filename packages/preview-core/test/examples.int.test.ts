@@ -10,7 +10,7 @@ import {
 } from '@sandbox/test-fixtures';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createStaticPreviewApp } from '../examples/custom-parts.js';
-import { createApp } from '../examples/express-app.js';
+import { createAppServer } from '../examples/express-app.js';
 import { createPreviewServer } from '../examples/node-http.js';
 
 const KEY = 'examples-key';
@@ -50,7 +50,7 @@ describe('the README examples', () => {
 
   it('(a) mounts the routes in an existing Express app, in front of a real container', async () => {
     const box = await startSessionContainer();
-    const base = await listen(createServer(createApp(KEY)));
+    const base = await listen(createAppServer(KEY));
     expect((await registerAt(base, box.sessionId, 3000)).status).toBe(201);
     const proxied = await fetch(`${base}/previews/${box.sessionId}/hello?x=1`);
     expect(((await proxied.json()) as { url: string }).url).toBe('/hello?x=1');

@@ -1,5 +1,6 @@
 import type { Agent, ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { previewErrors } from '@sandbox/error-contract';
 import { createProxyMiddleware, type Plugin } from 'http-proxy-middleware';
 import { createUpstreamAgent, type UpstreamAgentOptions } from './agent.js';
@@ -34,12 +35,19 @@ export interface PreviewProxyOptions extends UpstreamAgentOptions {
 export interface PreviewProxy {
   /** Streams one request to its target and the response back; failures go to `next`. */
   forward(req: IncomingMessage, res: ServerResponse, request: ForwardRequest, next: ProxyNext): void;
+  /**
+   * Tunnels one WebSocket upgrade (the server's `upgrade` event) to its target. Failures before the
+   * container answered go to `next`, which still owns the socket and may write an HTTP error on it.
+   */
+  forwardUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, request: ForwardRequest, next: ProxyNext): void;
 }
 
 interface PendingForward {
   target: { protocol: 'http:'; host: string; port: string };
   forwardPath: string;
   next: ProxyNext;
+  /** For upgrades: the container answered (101 or an HTTP response), so the socket carries its bytes. */
+  answered?: boolean;
 }
 
 const kForward = Symbol('preview.forward');
@@ -72,10 +80,15 @@ function onUpstreamResponse(proxyRes: IncomingMessage, res: ServerResponse): voi
   proxyRes.on('error', () => res.destroy());
 }
 
-function onProxyError(error: Error, req: IncomingMessage, res: ServerResponse | Socket): void {
+function onProxyError(error: Error, req: IncomingMessage, res: ServerResponse | Duplex): void {
   const pending = pendingOf(req);
   if (!('writeHead' in res)) {
-    res.destroy();
+    // An upgrade: an HTTP error can still be written as long as the container has not answered.
+    if (pending && !pending.answered && !res.destroyed) {
+      pending.next(isUpstreamConnectFailure(error) ? previewErrors.upstreamConnectFailed(error) : error);
+    } else {
+      res.destroy();
+    }
     return;
   }
   // Once bytes of the container's response went out, a second (error) response cannot follow.
@@ -100,6 +113,17 @@ const previewProxyPlugin: Plugin = (proxyServer) => {
     if (pending) proxyReq.path = pending.forwardPath;
     abortUpstreamWhenClientLeaves(proxyReq, res);
   });
+  proxyServer.on('proxyReqWs', (proxyReq, req) => {
+    const pending = pendingOf(req);
+    if (!pending) return;
+    proxyReq.path = pending.forwardPath;
+    // Registered before http-proxy's own listeners, so the flag is set before it writes to the socket.
+    const answered = () => {
+      pending.answered = true;
+    };
+    proxyReq.once('upgrade', answered);
+    proxyReq.once('response', answered);
+  });
   proxyServer.on('proxyRes', (proxyRes, _req, res) => onUpstreamResponse(proxyRes, res));
   proxyServer.on('error', onProxyError);
 };
@@ -118,17 +142,30 @@ export function createPreviewProxy({ agent, ...agentOptions }: PreviewProxyOptio
     plugins: [previewProxyPlugin],
   });
 
+  const prepare = (req: IncomingMessage, { target, forwardPath, prefix }: ForwardRequest, next: ProxyNext) => {
+    req.headers['x-forwarded-prefix'] = prefix;
+    req.url = forwardPath;
+    (req as ProxiedRequest)[kForward] = {
+      target: { protocol: 'http:', host: target.host, port: String(target.port) },
+      forwardPath,
+      next,
+    };
+  };
+
   return {
-    forward(req, res, { target, forwardPath, prefix }, next) {
+    forward(req, res, request, next) {
       stripRequestHeaders(req.headers);
-      req.headers['x-forwarded-prefix'] = prefix;
-      req.url = forwardPath;
-      (req as ProxiedRequest)[kForward] = {
-        target: { protocol: 'http:', host: target.host, port: String(target.port) },
-        forwardPath,
-        next,
-      };
+      prepare(req, request, next);
       void middleware(req, res, next);
+    },
+    forwardUpgrade(req, socket, head, request, next) {
+      const upgrade = req.headers.upgrade;
+      stripRequestHeaders(req.headers);
+      // The upgrade itself is the one hop-by-hop exchange that must reach the container.
+      req.headers.connection = 'Upgrade';
+      if (upgrade !== undefined) req.headers.upgrade = upgrade;
+      prepare(req, request, next);
+      middleware.upgrade(req, socket as Socket, head);
     },
   };
 }
