@@ -9,6 +9,8 @@ describe('loadConfig', () => {
       INTERNAL_SERVICE_KEY: 'k',
       SHUTDOWN_GRACE_MS: 10_000,
       DOCKER_RECONCILE_INTERVAL_MS: 30_000,
+      TRUSTED_PROXIES: [],
+      PRESERVE_HOST: true,
     });
   });
 
@@ -36,8 +38,16 @@ describe('loadConfig', () => {
     [{ INTERNAL_SERVICE_KEY: 'k', PORT: 'eighty' }, /PORT/],
     [{ INTERNAL_SERVICE_KEY: 'k', PORT: '70000' }, /PORT/],
     [{ INTERNAL_SERVICE_KEY: 'k', SHUTDOWN_GRACE_MS: '-1' }, /SHUTDOWN_GRACE_MS/],
+    [{ INTERNAL_SERVICE_KEY: 'k', PRESERVE_HOST: 'yes' }, /PRESERVE_HOST must be true or false/],
   ])('refuses %j naming the variable', (env, message) => {
     expect(() => loadConfig(env)).toThrow(message);
+  });
+
+  it('reads the trusted proxies as a comma-separated list', () => {
+    expect(
+      loadConfig({ INTERNAL_SERVICE_KEY: 'k', TRUSTED_PROXIES: ' 10.0.0.1, 192.168.0.0/16 ,' })
+        .TRUSTED_PROXIES,
+    ).toEqual(['10.0.0.1', '192.168.0.0/16']);
   });
 
   it('treats an empty optional variable as unset', () => {

@@ -11,6 +11,19 @@ const configSchema = z.object({
   DOCKER_HOST: z.string().min(1).optional(),
   PREVIEW_NETWORK: z.string().min(1).optional(),
   SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(10_000),
+  TRUSTED_PROXIES: z
+    .string()
+    .default('')
+    .transform((value) =>
+      value
+        .split(',')
+        .map((entry) => entry.trim())
+        .filter((entry) => entry !== ''),
+    ),
+  PRESERVE_HOST: z
+    .enum(['true', 'false'], { error: 'must be true or false' })
+    .default('true')
+    .transform((value) => value === 'true'),
   DOCKER_RECONCILE_INTERVAL_MS: z.coerce.number().int().min(1000).default(30_000),
 });
 

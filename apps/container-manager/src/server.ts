@@ -9,6 +9,7 @@ import {
   createDockerClient,
   createInMemoryRegistry,
   createPreviewApp,
+  createPreviewProxy,
   createWatchingResolver,
   type PreviewRegistry,
   syncRegistryWithContainers,
@@ -58,7 +59,17 @@ export async function startContainerManager(
   const unsync = syncRegistryWithContainers({ watcher, registry });
   // An unreachable engine does not stop start-up: the watcher keeps reconnecting in the background.
   watcher.start();
-  const app = createPreviewApp({ internalServiceKey: config.INTERNAL_SERVICE_KEY, registry, resolver });
+  // An invalid TRUSTED_PROXIES entry throws here, stopping start-up with the entry named.
+  const proxy = createPreviewProxy({
+    trustedProxies: config.TRUSTED_PROXIES,
+    preserveHost: config.PRESERVE_HOST,
+  });
+  const app = createPreviewApp({
+    internalServiceKey: config.INTERNAL_SERVICE_KEY,
+    registry,
+    resolver,
+    proxy,
+  });
   const server = createServer(app);
   // Upgrades arrive on their own event, so a WebSocket can be the very first request of a connection.
   server.on('upgrade', app.handleUpgrade);

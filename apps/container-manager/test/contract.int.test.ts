@@ -208,7 +208,6 @@ describe.each(ROUTES)('%s/:sessionId/*', (route) => {
   it.each([
     ['/app/page?x=1', '/app/page?x=1'],
     ['/', '/'],
-    ['', '/'],
     [
       '/a%2Fb/%2e%2e/c%20d/%E2%82%AC?q=%26%3D&r=a+b&s=%zz',
       '/a%2Fb/%2e%2e/c%20d/%E2%82%AC?q=%26%3D&r=a+b&s=%zz',
@@ -217,6 +216,16 @@ describe.each(ROUTES)('%s/:sessionId/*', (route) => {
   ])('strips the prefix: %s reaches the container as %s', async (path, expected) => {
     const reply = await send(manager.url, base(path));
     expect(reply.json<Echo>().url).toBe(expected);
+  });
+
+  it('redirects GET and HEAD on the bare session path to the slash (308, query kept); other methods reach /', async () => {
+    for (const method of ['GET', 'HEAD']) {
+      const reply = await send(manager.url, base('?x=1&y=%20'), { method });
+      expect(reply.status).toBe(308);
+      expect(reply.headers.location).toBe(base('/?x=1&y=%20'));
+    }
+    const posted = await send(manager.url, base('?x=1'), { method: 'POST', body: 'b' });
+    expect(posted.json<Echo>().url).toBe('/?x=1');
   });
 
   it('streams 10 MB up and 10 MB down', async () => {
@@ -236,7 +245,7 @@ describe.each(ROUTES)('%s/:sessionId/*', (route) => {
       ),
     );
     expect(reply.status).toBe(418);
-    expect(reply.headers['set-cookie']).toEqual(['a=1', 'b=2']);
+    expect(reply.headers['set-cookie']).toEqual([`a=1; Path=${base('')}`, `b=2; Path=${base('')}`]);
     expect(reply.headers['x-app']).toBe('yes');
     expect(reply.body.toString()).toBe('tea');
     for (const status of [201, 204, 302, 404, 500, 503]) {

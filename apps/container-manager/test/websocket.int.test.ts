@@ -173,7 +173,9 @@ describe('WebSocket failures', () => {
       });
       socket.on('error', reject);
       socket.on('close', () => resolve(text));
-      socket.write(`GET /previews/${box.sessionId}/ HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n`);
+      socket.write(
+        `GET /previews/${box.sessionId}/ HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n`,
+      );
     });
     expect(raw).toMatch(/^HTTP\/1\.1 400 Bad Request/);
     expect(raw).toContain('"code":"UPGRADE_NOT_SUPPORTED"');

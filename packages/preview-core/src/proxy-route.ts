@@ -2,7 +2,12 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { type PreviewError, previewErrors } from '@sandbox/error-contract';
 import { isValidSessionId } from '@sandbox/preview-registry';
-import { hasMalformedPercentEncoding, type PreviewProxy, splitPreviewPath } from '@sandbox/proxy-core';
+import {
+  hasMalformedPercentEncoding,
+  type PreviewProxy,
+  slashRedirectLocation,
+  splitPreviewPath,
+} from '@sandbox/proxy-core';
 import type { PreviewTargetResolver } from './target.js';
 
 /** Options of {@link createProxyRoute} and {@link createUpgradeRoute}. */
@@ -60,7 +65,11 @@ type Next = (error?: unknown) => void;
  * proxy), validated, resolved, forwarded with the prefix stripped.
  */
 export function createProxyRoute({ prefix, targets, proxy }: ProxyRouteOptions) {
-  return (req: IncomingMessage & { baseUrl?: string }, res: ServerResponse, next: Next): void => {
+  return (
+    req: IncomingMessage & { baseUrl?: string; originalUrl?: string },
+    res: ServerResponse,
+    next: Next,
+  ): void => {
     const match = matchPreviewRoute(req.url ?? '/', prefix, req.baseUrl);
     if (match === undefined) {
       next();
@@ -68,6 +77,17 @@ export function createProxyRoute({ prefix, targets, proxy }: ProxyRouteOptions) 
     }
     if (!('sessionId' in match)) {
       next(match);
+      return;
+    }
+    // `/previews/abc` -> `/previews/abc/`: relative links of the page then resolve inside the preview.
+    const base = req.baseUrl ?? '';
+    const redirect = slashRedirectLocation(
+      req.method ?? 'GET',
+      req.originalUrl ?? req.url ?? '/',
+      `${base}${prefix}`,
+    );
+    if (redirect !== undefined) {
+      res.writeHead(308, { location: redirect, 'content-length': '0' }).end();
       return;
     }
     targets

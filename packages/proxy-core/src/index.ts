@@ -1,5 +1,6 @@
 export { createUpstreamAgent, type UpstreamAgentOptions } from './agent.js';
 export { hasMalformedPercentEncoding, type PreviewPath, splitPreviewPath } from './forward-path.js';
+export { applyForwardedHeaders, type ForwardedContext, portOfHost } from './forwarded-headers.js';
 export { INTERNAL_KEY_HEADER, stripRequestHeaders, stripResponseHeaders } from './headers.js';
 export {
   createPreviewProxy,
@@ -9,4 +10,11 @@ export {
   type ProxyNext,
   type UpstreamTarget,
 } from './proxy.js';
+export {
+  rewriteLocation,
+  rewriteResponseHeaders,
+  scopeSetCookiePath,
+  slashRedirectLocation,
+} from './response-rewrite.js';
+export { createTrustedProxyMatcher, normalizeRemoteAddress, parseIpAddress } from './trusted-proxies.js';
 export { isUpstreamConnectFailure } from './upstream-errors.js';

@@ -4,7 +4,10 @@ import type { Duplex } from 'node:stream';
 import { previewErrors } from '@sandbox/error-contract';
 import { createProxyMiddleware, type Plugin } from 'http-proxy-middleware';
 import { createUpstreamAgent, type UpstreamAgentOptions } from './agent.js';
+import { applyForwardedHeaders } from './forwarded-headers.js';
 import { stripRequestHeaders, stripResponseHeaders } from './headers.js';
+import { rewriteResponseHeaders } from './response-rewrite.js';
+import { createTrustedProxyMatcher } from './trusted-proxies.js';
 import { isUpstreamConnectFailure } from './upstream-errors.js';
 
 /** Where a request goes: a container's address and the port its preview listens on. */
@@ -29,6 +32,13 @@ export type ProxyNext = (error?: unknown) => void;
 export interface PreviewProxyOptions extends UpstreamAgentOptions {
   /** The upstream agent; by default a pooled keep-alive agent built from the other options. */
   agent?: Agent;
+  /**
+   * Addresses and CIDRs of proxies in front of this one whose `X-Forwarded-*` headers are believed.
+   * Default: none, so a client cannot forge its address or scheme.
+   */
+  trustedProxies?: readonly string[];
+  /** Send `Host` as the client sent it (default), or `false` for the container's `ip:port`. */
+  preserveHost?: boolean;
 }
 
 /** The proxy: created once, reused for every request, its target chosen per request. */
@@ -39,12 +49,19 @@ export interface PreviewProxy {
    * Tunnels one WebSocket upgrade (the server's `upgrade` event) to its target. Failures before the
    * container answered go to `next`, which still owns the socket and may write an HTTP error on it.
    */
-  forwardUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, request: ForwardRequest, next: ProxyNext): void;
+  forwardUpgrade(
+    req: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    request: ForwardRequest,
+    next: ProxyNext,
+  ): void;
 }
 
 interface PendingForward {
   target: { protocol: 'http:'; host: string; port: string };
   forwardPath: string;
+  prefix: string;
   next: ProxyNext;
   /** For upgrades: the container answered (101 or an HTTP response), so the socket carries its bytes. */
   answered?: boolean;
@@ -67,8 +84,11 @@ function abortUpstreamWhenClientLeaves(proxyReq: ClientRequest, res: ServerRespo
   });
 }
 
-function onUpstreamResponse(proxyRes: IncomingMessage, res: ServerResponse): void {
+function onUpstreamResponse(proxyRes: IncomingMessage, req: IncomingMessage, res: ServerResponse): void {
   stripResponseHeaders(proxyRes.headers);
+  // Root-relative redirects and cookie paths of the app must stay under its preview prefix.
+  const prefix = pendingOf(req)?.prefix;
+  if (prefix !== undefined) rewriteResponseHeaders(proxyRes.headers, prefix);
   // http-proxy would otherwise echo the client's (already stripped) Connection header or force keep-alive.
   const keepAlive = (res as ServerResponse & { shouldKeepAlive?: boolean }).shouldKeepAlive !== false;
   proxyRes.headers.connection = keepAlive ? 'keep-alive' : 'close';
@@ -124,30 +144,49 @@ const previewProxyPlugin: Plugin = (proxyServer) => {
     proxyReq.once('upgrade', answered);
     proxyReq.once('response', answered);
   });
-  proxyServer.on('proxyRes', (proxyRes, _req, res) => onUpstreamResponse(proxyRes, res));
+  proxyServer.on('proxyRes', (proxyRes, req, res) => onUpstreamResponse(proxyRes, req, res));
   proxyServer.on('error', onProxyError);
 };
 
 /** Creates the one proxy instance both routes share. */
-export function createPreviewProxy({ agent, ...agentOptions }: PreviewProxyOptions = {}): PreviewProxy {
+export function createPreviewProxy({
+  agent,
+  trustedProxies = [],
+  preserveHost = true,
+  ...agentOptions
+}: PreviewProxyOptions = {}): PreviewProxy {
+  const isTrustedProxy = createTrustedProxyMatcher(trustedProxies);
   const middleware = createProxyMiddleware<IncomingMessage, ServerResponse>({
     router: (req) => pendingOf(req)?.target,
     agent: agent ?? createUpstreamAgent(agentOptions),
-    // The raw URL is the outgoing path (no url.parse re-encoding); the Host header stays the client's.
+    // The raw URL is the outgoing path (no url.parse re-encoding); Host and X-Forwarded-* are ours to set.
     toProxy: true,
     changeOrigin: false,
-    xfwd: true,
+    xfwd: false,
     ws: false,
     ejectPlugins: true,
     plugins: [previewProxyPlugin],
   });
 
-  const prepare = (req: IncomingMessage, { target, forwardPath, prefix }: ForwardRequest, next: ProxyNext) => {
-    req.headers['x-forwarded-prefix'] = prefix;
+  const prepare = (
+    req: IncomingMessage,
+    { target, forwardPath, prefix }: ForwardRequest,
+    next: ProxyNext,
+  ) => {
+    const { remoteAddress } = req.socket;
+    applyForwardedHeaders(req.headers, {
+      remoteAddress,
+      encrypted: (req.socket as { encrypted?: boolean }).encrypted === true,
+      prefix,
+      trusted: isTrustedProxy(remoteAddress),
+      target,
+      preserveHost,
+    });
     req.url = forwardPath;
     (req as ProxiedRequest)[kForward] = {
       target: { protocol: 'http:', host: target.host, port: String(target.port) },
       forwardPath,
+      prefix,
       next,
     };
   };

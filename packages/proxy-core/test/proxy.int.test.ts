@@ -123,9 +123,67 @@ describe('headers', () => {
       path: '/p/s1/__fixture/respond?status=418&header=Set-Cookie:a=1&header=Set-Cookie:b=2&header=X-App:yes&body=teapot',
     });
     expect(res.status).toBe(418);
-    expect(res.headers['set-cookie']).toEqual(['a=1', 'b=2']);
+    // Cookies are scoped under the route prefix, so previews on one host do not share them.
+    expect(res.headers['set-cookie']).toEqual(['a=1; Path=/p/s1', 'b=2; Path=/p/s1']);
     expect(res.headers['x-app']).toBe('yes');
     expect(res.body.toString()).toBe('teapot');
+  });
+
+  it.each([
+    ['/login', '/p/s1/login'],
+    ['/a?b=1#c', '/p/s1/a?b=1#c'],
+    ['/p/s1/already', '/p/s1/already'],
+    ['relative/path', 'relative/path'],
+    ['http://elsewhere.test/x', 'http://elsewhere.test/x'],
+    ['//elsewhere.test/x', '//elsewhere.test/x'],
+  ])('rewrites a root-relative Location %s to %s', async (location, expected) => {
+    const res = await exchange(front.url, {
+      path: `/p/s1/__fixture/respond?status=302&header=Location:${encodeURIComponent(location)}`,
+    });
+    expect(res.status).toBe(302);
+    expect(res.headers.location).toBe(expected);
+  });
+
+  it('scopes Set-Cookie paths and keeps their other attributes', async () => {
+    const res = await exchange(front.url, {
+      path: `/p/s1/__fixture/respond?header=${encodeURIComponent('Set-Cookie:sid=1; Path=/app; HttpOnly; SameSite=Lax')}`,
+    });
+    expect(res.headers['set-cookie']).toEqual(['sid=1; Path=/p/s1/app; HttpOnly; SameSite=Lax']);
+  });
+
+  it('never trusts X-Forwarded-* from a client that is not a configured proxy', async () => {
+    const res = await exchange(front.url, {
+      path: '/p/s1/spoof',
+      headers: {
+        'x-forwarded-for': '6.6.6.6',
+        'x-forwarded-proto': 'https',
+        'x-forwarded-host': 'evil.test',
+      },
+    });
+    const { headers } = JSON.parse(res.body.toString()) as Echo;
+    expect(headers['x-forwarded-for']).toBe('127.0.0.1');
+    expect(headers['x-forwarded-proto']).toBe('http');
+    expect(headers['x-forwarded-host']).not.toBe('evil.test');
+  });
+
+  it('appends to X-Forwarded-* from a trusted proxy, and can send the target as Host', async () => {
+    const trusting = await startFrontServer(() => ({ host: '127.0.0.1', port: upstream.port }), {
+      trustedProxies: ['127.0.0.1/8'],
+      preserveHost: false,
+    });
+    try {
+      const res = await exchange(trusting.url, {
+        path: '/p/s1/trusted',
+        headers: { host: 'outer.test', 'x-forwarded-for': '203.0.113.7', 'x-forwarded-proto': 'https' },
+      });
+      const { headers } = JSON.parse(res.body.toString()) as Echo;
+      expect(headers['x-forwarded-for']).toBe('203.0.113.7, 127.0.0.1');
+      expect(headers['x-forwarded-proto']).toBe('https');
+      expect(headers['x-forwarded-host']).toBe('outer.test');
+      expect(headers.host).toBe(`127.0.0.1:${upstream.port}`);
+    } finally {
+      await trusting.close();
+    }
   });
 
   it('drops hop-by-hop fields of the response', async () => {

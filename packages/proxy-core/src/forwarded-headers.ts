@@ -1,0 +1,143 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import { normalizeRemoteAddress } from './trusted-proxies.js';
+
+/** What this hop knows about one request, for {@link applyForwardedHeaders}. */
+export interface ForwardedContext {
+  /** The direct peer's socket address (`req.socket.remoteAddress`); `undefined` once the socket is gone. */
+  remoteAddress: string | undefined;
+  /** Whether the client's connection to this hop is TLS. */
+  encrypted: boolean;
+  /** The route prefix the client used, e.g. `/previews/abc`; sent as `X-Forwarded-Prefix`. */
+  prefix: string;
+  /** Whether the direct peer is a trusted proxy, whose X-Forwarded-* and Forwarded headers are kept. */
+  trusted: boolean;
+  /** The container; required when `preserveHost` is false. */
+  target?: { host: string; port: number };
+  /** `true`: `Host` as the client sent it; `false`: the target's `ip:port`. */
+  preserveHost: boolean;
+}
+
+const FORWARDED_PREFIX = 'x-forwarded-';
+// RFC 9110 5.6.2 tchar: a Forwarded parameter value made only of these needs no quotes.
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+// Node joins repeated custom fields with ", " into a string, but a caller may have stored an array.
+function headerText(value: string | string[] | undefined): string | undefined {
+  const text = Array.isArray(value) ? value.join(', ') : value;
+  const trimmed = text?.trim();
+  return trimmed === '' ? undefined : trimmed;
+}
+
+function firstElement(list: string): string {
+  const commaAt = list.indexOf(',');
+  return (commaAt === -1 ? list : list.slice(0, commaAt)).trim();
+}
+
+/** The port written in a Host value (`example.com:8080`, `[::1]:3000`), if any. */
+export function portOfHost(host: string): string | undefined {
+  // An unbracketed value with several colons is an (invalid) bare IPv6 literal, not host:port.
+  const colonAt = host.lastIndexOf(':');
+  if (colonAt === -1 || host.lastIndexOf(']') > colonAt) return undefined;
+  if (!host.startsWith('[') && host.indexOf(':') !== colonAt) return undefined;
+  const port = host.slice(colonAt + 1);
+  return /^\d{1,5}$/.test(port) ? port : undefined;
+}
+
+function defaultPort(proto: string): string {
+  const scheme = proto.toLowerCase();
+  return scheme === 'https' || scheme === 'wss' ? '443' : '80';
+}
+
+function authority(host: string, port: number): string {
+  return host.includes(':') && !host.startsWith('[') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+function forwardedValue(value: string): string {
+  return TOKEN.test(value) ? value : `"${value.replace(/["\\]/g, '\\$&')}"`;
+}
+
+// RFC 7239 6: an IPv6 node is bracketed (and so quoted); an unknown peer is the literal `unknown`.
+function forwardedNode(address: string | undefined): string {
+  if (address === undefined) return 'unknown';
+  return forwardedValue(address.includes(':') ? `[${address}]` : address);
+}
+
+function forwardedElement(address: string | undefined, host: string | undefined, proto: string): string {
+  const params = [`for=${forwardedNode(address)}`];
+  if (host !== undefined) params.push(`host=${forwardedValue(host)}`);
+  params.push(`proto=${proto}`);
+  return params.join(';');
+}
+
+function setOrDelete(headers: IncomingHttpHeaders, name: string, value: string | undefined): void {
+  if (value === undefined) delete headers[name];
+  else headers[name] = value;
+}
+
+/**
+ * Sets, in place, the one header contract of HTTP and WebSocket requests: `Host`, `X-Forwarded-For`
+ * (appended), `-Host`, `-Proto`, `-Port`, `-Prefix`, and `Forwarded`. Run it after `stripRequestHeaders`,
+ * with http-proxy's own `xfwd` off (it would append its values a second time).
+ */
+export function applyForwardedHeaders(headers: IncomingHttpHeaders, context: ForwardedContext): void {
+  const { remoteAddress, encrypted, prefix, trusted, target, preserveHost } = context;
+  // Checked before any change, so a misuse leaves the headers as they were.
+  if (!preserveHost && !target) {
+    throw new TypeError('applyForwardedHeaders: preserveHost is false but no target was given');
+  }
+  const clientHost = headerText(headers.host);
+  const incoming = {
+    for: headerText(headers['x-forwarded-for']),
+    host: headerText(headers['x-forwarded-host']),
+    proto: headerText(headers['x-forwarded-proto']),
+    port: headerText(headers['x-forwarded-port']),
+    forwarded: headerText(headers.forwarded),
+  };
+  if (!trusted) {
+    // An untrusted peer can write anything in these: keep none of them (X-Forwarded-Server, -Ssl... too),
+    // so an app trusting its proxy never believes a spoofed client address, host or scheme. Node lowercases
+    // names, but a caller may have added a field by hand.
+    for (const name of Object.keys(headers)) {
+      const lower = name.toLowerCase();
+      if (lower.startsWith(FORWARDED_PREFIX) || lower === 'forwarded') delete headers[name];
+    }
+  }
+  const peer = remoteAddress === undefined ? undefined : normalizeRemoteAddress(remoteAddress);
+  const hopProto = encrypted ? 'https' : 'http';
+
+  // Each proxy appends its peer, so the list reads client-first; an unknown peer is left out rather than
+  // written as a token that address parsers downstream would choke on.
+  const chain = trusted && incoming.for !== undefined ? splitList(incoming.for) : [];
+  if (peer !== undefined) chain.push(peer);
+  setOrDelete(headers, 'x-forwarded-for', chain.length > 0 ? chain.join(', ') : undefined);
+
+  // A trusted peer's values describe the client-facing edge, which this hop cannot see; each field falls
+  // back to what this hop sees on its own, as Traefik does.
+  const forwardedHost = (trusted ? incoming.host : undefined) ?? clientHost;
+  const forwardedProto = (trusted ? incoming.proto : undefined) ?? hopProto;
+  // Derived from the effective host and scheme, so `https` + `a.test` from a trusted edge yields 443.
+  const forwardedPort =
+    (trusted ? incoming.port : undefined) ??
+    (forwardedHost === undefined ? undefined : portOfHost(firstElement(forwardedHost))) ??
+    defaultPort(firstElement(forwardedProto));
+  setOrDelete(headers, 'x-forwarded-host', forwardedHost);
+  headers['x-forwarded-proto'] = forwardedProto;
+  headers['x-forwarded-port'] = forwardedPort;
+  setOrDelete(headers, 'x-forwarded-prefix', prefix === '' ? undefined : prefix);
+
+  // Forwarded (RFC 7239) is never created, only extended when a trusted peer started it, so that it tells
+  // the same chain as X-Forwarded-For.
+  if (trusted && incoming.forwarded !== undefined) {
+    headers.forwarded = `${incoming.forwarded}, ${forwardedElement(peer, clientHost, hopProto)}`;
+  }
+
+  if (!preserveHost && target) headers.host = authority(target.host, target.port);
+}
+
+// Tolerates the empty elements (`a,,b`, a trailing comma) that sloppy proxies and repeated fields produce.
+function splitList(list: string): string[] {
+  return list
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item !== '');
+}
