@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Makes this machine ready for `pnpm test`: a running Docker engine and the fixture images. On Debian as
-# root it installs what is missing (docker.io, busybox-static) and starts dockerd; elsewhere it says what
-# to do. Idempotent and quick when everything is already there.
+# Makes this machine ready for `pnpm test`: a running Docker engine, the fixture images and Chromium (for
+# tests/browser). On Debian as root it installs what is missing (docker.io, busybox-static, chromium) and
+# starts dockerd; elsewhere it says what to do. Idempotent and quick when everything is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 log() { printf '[test-env] %s\n' "$*"; }
@@ -10,6 +10,7 @@ missing=()
 command -v docker >/dev/null || missing+=(docker.io)
 command -v dockerd >/dev/null || [ -S /var/run/docker.sock ] || [ -n "${DOCKER_HOST:-}" ] || missing+=(docker.io)
 [ -x /bin/busybox ] || missing+=(busybox-static)
+command -v chromium >/dev/null || missing+=(chromium)
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
     log "missing: ${missing[*]}; install them (Debian: apt-get install -y ${missing[*]}) and run again"
@@ -40,3 +41,4 @@ fi
 log "docker engine $(docker version --format '{{.Server.Version}}') is up"
 
 bash fixtures/build-images.sh
+bash fixtures/build-vite-image.sh

@@ -1,0 +1,125 @@
+// A real Vite dev server in a session container, served under its public base /previews/<id>/ through
+// container-manager. Chromium loads the app, Vite's HMR client connects back through the proxy (a WebSocket
+// at the page's own host and port, under the base), and an edit inside the container updates the DOM in
+// place: the page is not reloaded.
+import {
+  docker,
+  RUN_LABEL,
+  SESSION_CONTAINER_PREFIX,
+  TEST_LABEL,
+  testRunId,
+  uniqueSessionId,
+} from '@sandbox/test-fixtures';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { register, startManager } from '../../../apps/container-manager/test/harness.js';
+import {
+  closeChromium,
+  explainFailure,
+  FIXTURE_VITE_IMAGE,
+  type HeadlessChromium,
+  launchChromiumForTests,
+  recordPage,
+  VITE_PORT,
+} from './support.js';
+
+type RunningManager = Awaited<ReturnType<typeof startManager>>;
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+describe('a Vite dev server behind /previews/<id>/', () => {
+  // Vite must know its public base before it starts, so the session id comes first.
+  const sessionId = uniqueSessionId('vite');
+  const base = `/previews/${sessionId}/`;
+  let browser: Promise<HeadlessChromium> | undefined;
+  let manager: RunningManager | undefined;
+  let containerId: string | undefined;
+
+  beforeAll(async () => {
+    // Awaited by the test: without Chromium it fails, saying why.
+    browser = launchChromiumForTests();
+    manager = await startManager();
+    containerId = await docker([
+      'run',
+      '-d',
+      '--name',
+      `${SESSION_CONTAINER_PREFIX}${sessionId}`,
+      '--label',
+      `${TEST_LABEL}=1`,
+      '--label',
+      `${RUN_LABEL}=${testRunId()}`,
+      '-e',
+      `PREVIEW_BASE=${base}`,
+      FIXTURE_VITE_IMAGE,
+    ]);
+    const registered = await register(manager.url, sessionId, { port: VITE_PORT });
+    expect(registered.status, registered.body.toString()).toBe(201);
+
+    // Vite takes a moment to listen; until then the proxy answers 502.
+    const deadline = Date.now() + 60_000;
+    let last = '';
+    for (;;) {
+      try {
+        const res = await fetch(`${manager.url}${base}`, { signal: AbortSignal.timeout(2_000) });
+        last = `${res.status} ${(await res.text()).slice(0, 200)}`;
+        if (res.status === 200) break;
+      } catch (error) {
+        last = String(error);
+      }
+      if (Date.now() > deadline) {
+        const logs = await docker(['logs', containerId]).catch((error: unknown) => String(error));
+        throw new Error(`Vite did not answer through the proxy in 60 s (last: ${last}); logs: ${logs}`);
+      }
+      await sleep(200);
+    }
+  });
+
+  afterAll(async () => {
+    await closeChromium(browser);
+    await manager?.close();
+    if (containerId !== undefined) await docker(['rm', '-f', containerId]);
+  });
+
+  test('HMR through the proxy updates the page in place', async () => {
+    if (manager === undefined || browser === undefined || containerId === undefined) {
+      throw new Error('beforeAll did not finish');
+    }
+    const { context } = await browser;
+    const id = containerId;
+    const pageUrl = `${manager.url}${base}`;
+    const page = await context.newPage();
+    const record = recordPage(page);
+    try {
+      await explainFailure(record, async () => {
+        const response = await page.goto(pageUrl);
+        expect(response?.status()).toBe(200);
+        await expect.poll(() => page.textContent('#msg'), { timeout: 20_000 }).toBe('hello from vite');
+
+        // The HMR client says so once its WebSocket, at the page's host and port under the base, is open.
+        await expect
+          .poll(() => record.console.some((line) => line.includes('[vite] connected')), { timeout: 20_000 })
+          .toBe(true);
+        const wsOrigin = new URL(pageUrl).origin.replace(/^http/, 'ws');
+        expect(record.webSockets.some((url) => url.startsWith(`${wsOrigin}${base}?token=`))).toBe(true);
+        // Not through Vite's fallback, a direct connection to its own host and port (localhost:5173 here).
+        expect(record.console.filter((line) => line.includes('fallback'))).toEqual([]);
+
+        await page.evaluate('window.__marker = 1');
+        await docker([
+          'exec',
+          id,
+          'sh',
+          '-c',
+          `echo "export const message = 'hot update through the proxy';" > /app/message.js`,
+        ]);
+        await expect
+          .poll(() => page.textContent('#msg'), { timeout: 30_000 })
+          .toBe('hot update through the proxy');
+        // Still the same document: a full reload would have dropped the marker.
+        expect(await page.evaluate('window.__marker')).toBe(1);
+        expect(page.url()).toBe(pageUrl);
+      });
+    } finally {
+      await page.close();
+    }
+  });
+});
