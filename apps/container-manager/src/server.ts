@@ -70,7 +70,7 @@ export async function startContainerManager(
     resolver,
     proxy,
   });
-  const server = createServer(app);
+  const server = createServer(app.requestListener);
   // Upgrades arrive on their own event, so a WebSocket can be the very first request of a connection.
   server.on('upgrade', app.handleUpgrade);
   // Node's closeAllConnections() does not see upgraded sockets; keep them to cut at the deadline.

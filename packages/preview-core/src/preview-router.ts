@@ -53,6 +53,13 @@ export interface HandlesUpgrades {
   handleUpgrade: PreviewUpgradeHandler;
 }
 
+/** Serves the proxy routes of a request outside any framework; anything else goes to `next`. */
+export type PreviewProxyHandler = (
+  req: IncomingMessage,
+  res: ServerResponse,
+  next: (error?: unknown) => void,
+) => void;
+
 function isWebSocketUpgrade(req: IncomingMessage): boolean {
   return req.method === 'GET' && req.headers.upgrade?.toLowerCase() === 'websocket';
 }
@@ -62,7 +69,9 @@ function isWebSocketUpgrade(req: IncomingMessage): boolean {
  * given) and the two proxies, sharing one registry, resolver and proxy. Its `handleUpgrade` serves their
  * WebSockets with the same lookup, resolution and errors.
  */
-export function createPreviewRouter(options: PreviewRouterOptions = {}): Router & HandlesUpgrades {
+export function createPreviewRouter(
+  options: PreviewRouterOptions = {},
+): Router & HandlesUpgrades & { handleProxy: PreviewProxyHandler } {
   const {
     registry = createInMemoryRegistry(),
     resolver = createContainerResolver(),
@@ -79,7 +88,17 @@ export function createPreviewRouter(options: PreviewRouterOptions = {}): Router 
   if (publicProxy) proxied.push(prefixes.public);
   if (internalProxy) proxied.push(prefixes.internal);
 
-  for (const prefix of proxied) router.use(createProxyRoute({ prefix, targets, proxy }));
+  const proxyRoutes = proxied.map((prefix) => createProxyRoute({ prefix, targets, proxy }));
+  for (const route of proxyRoutes) router.use(route);
+  const handleProxy: PreviewProxyHandler = (req, res, next) => {
+    let index = 0;
+    const tryNext = (error?: unknown) => {
+      const route = proxyRoutes[index++];
+      if (error !== undefined || route === undefined) next(error);
+      else route(req, res, tryNext);
+    };
+    tryNext();
+  };
   if (internalServiceKey !== undefined) {
     router.use(
       prefixes.api,
@@ -100,26 +119,44 @@ export function createPreviewRouter(options: PreviewRouterOptions = {}): Router 
     for (const route of upgradeRoutes) if (route(req, socket, head, fail)) return;
     fail(previewErrors.routeNotFound(req.method ?? 'GET', (req.url ?? '/').split('?')[0] ?? '/'));
   };
-  return Object.assign(router, { handleUpgrade });
+  return Object.assign(router, { handleUpgrade, handleProxy });
 }
 
 /** Options of {@link createPreviewApp} and {@link createPreviewHandler}. */
 export type PreviewAppOptions = PreviewRouterOptions;
 
-function createBaseApp(options: PreviewRouterOptions): Express & HandlesUpgrades {
+/** An Express app that also serves its proxy routes without Express; see {@link createPreviewApp}. */
+export type PreviewApp = Express &
+  HandlesUpgrades & {
+    /**
+     * The app as a request listener whose proxy routes skip Express's routing (measured to cost more
+     * than the proxying itself); use it for the server: `http.createServer(app.requestListener)`.
+     */
+    requestListener: (req: IncomingMessage, res: ServerResponse) => void;
+  };
+
+function createBaseApp(options: PreviewRouterOptions): PreviewApp {
   const app = express();
   app.disable('x-powered-by');
   app.disable('etag');
   const router = createPreviewRouter(options);
   app.use(router);
-  return Object.assign(app, { handleUpgrade: router.handleUpgrade });
+  // Express's app is a plain request listener that upgrades node's req/res itself; its types just do not say so.
+  const handle = app as unknown as (req: IncomingMessage, res: ServerResponse) => void;
+  const requestListener = (req: IncomingMessage, res: ServerResponse) => {
+    router.handleProxy(req, res, (error) => {
+      if (error === undefined) handle(req, res);
+      else sendErrorResponse(res, error, options.logUnexpected);
+    });
+  };
+  return Object.assign(app, { handleUpgrade: router.handleUpgrade, requestListener });
 }
 
 /**
  * A complete Express app: the preview routes, a JSON 404 and the one error handler. Serve it with
- * `const server = http.createServer(app); server.on('upgrade', app.handleUpgrade)`.
+ * `const server = http.createServer(app.requestListener); server.on('upgrade', app.handleUpgrade)`.
  */
-export function createPreviewApp(options: PreviewAppOptions = {}): Express & HandlesUpgrades {
+export function createPreviewApp(options: PreviewAppOptions = {}): PreviewApp {
   const app = createBaseApp(options);
   app.use(notFoundHandler);
   app.use(
