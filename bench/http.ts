@@ -1,0 +1,1421 @@
+// Benchmark (not a test): HTTP through container-manager's public route, side by side with nginx and with a
+// direct connection to the container, in one run. It prints numbers; it does not judge them.
+//
+// Sets everything up itself: installs Debian's nginx-light and wrk when missing (as root on Debian; else says
+// what to install); starts one session container (the fixture image) per path, so that one path's upstream
+// TIME_WAIT sockets never slow another's connects; nginx (1 worker, upstream keep-alive 64, access log off,
+// a temporary prefix, in the foreground as a child) as a reverse proxy on /previews/<id>/ with the prefix
+// stripped; and container-manager as `pnpm start` runs it (`node --import tsx src/main.ts`: node with the
+// tsx loader over the sources, without the pnpm and tsx wrapper processes, so the pid read is the service;
+// `--manager bundle` runs the tsup bundle instead), registered for its container. Then:
+//
+// 1. Scale (skip with --skip-scale): the in-memory registry with 10,000 sessions (memory per registration,
+//    lookup time cycling over 1,000 hot sessions against 1 session), in a process of its own
+//    (registry-scale.ts); the proxy memory per idle keep-alive client connection (1,000 connections, one
+//    request each, then idle), ours and nginx. First, while the proxies are fresh.
+// 2. With --profile: a CPU profile (--cpu-prof) of a second container-manager under the tiny c32 load; the
+//    top self-time functions of the samples taken during the load.
+// 3. Load: wrk -t1 -c<n> -d5s --latency against direct (container ip:3000), nginx and ours
+//    (/previews/<id>/...), in alternating rounds (direct, nginx, ours, direct, nginx, ours...) for each case:
+//    a tiny response (23 B) at 32 and at 256 connections, a 64 KiB response, a 16 KiB POST. Prints medians of
+//    the rounds (req/s, p50, p99, the proxy's RSS and CPU, upstream connection churn) and the ratios
+//    ours/nginx and ours/direct. Before a run, waits (at most 65 s) while more than 5,000 sockets towards
+//    its container are in TIME_WAIT: at 256 connections both proxies close upstream connections (64 idle
+//    kept), and a run started on exhausted ephemeral ports would measure the kernel's port search.
+//
+// Results go to bench/results/http.json. It stops by itself (a watchdog bounds the run), and cleans up the
+// children, the containers and the temporary directory, also on failure and on SIGINT/SIGTERM. When
+// container-manager dies during a run, the run is recorded as crashed (with the error) and it is restarted.
+//
+//   pnpm bench                                                  # from the root, about 5-6 minutes
+//   pnpm --filter @sandbox/bench bench --profile
+//   pnpm --filter @sandbox/bench bench --rounds 1 --duration 3 --cases tiny-c32,tiny-c256 --skip-scale
+//   pnpm --filter @sandbox/bench bench --nginx-keepalive 256     # nginx keeps every upstream connection
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { connect, createServer, type Socket } from 'node:net';
+import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs, promisify } from 'node:util';
+import {
+  assertDockerEngine,
+  docker,
+  ensureFixtureImages,
+  removeCreatedContainers,
+  type SessionContainer,
+  startSessionContainer,
+} from '@sandbox/test-fixtures';
+
+const execFileAsync = promisify(execFile);
+
+// ---------------------------------------------------------------------------------------------------------
+// Configuration.
+
+const { values: flags } = parseArgs({
+  options: {
+    rounds: { type: 'string' },
+    duration: { type: 'string' },
+    cases: { type: 'string' },
+    'skip-scale': { type: 'boolean' },
+    profile: { type: 'boolean' },
+    manager: { type: 'string' },
+    'nginx-keepalive': { type: 'string' },
+  },
+});
+
+function numberFlag(raw: string | undefined, name: string, fallback: number, min: number, max: number) {
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value < min || value > max)
+    throw new Error(`--${name} must be a number from ${min} to ${max}, got ${raw}`);
+  return value;
+}
+
+const ROUNDS = Math.floor(numberFlag(flags.rounds, 'rounds', 3, 1, 9));
+const DURATION_S = Math.floor(numberFlag(flags.duration, 'duration', 5, 1, 30));
+const WARMUP_S = 1;
+const MANAGER_MODE = flags.manager ?? 'source';
+if (MANAGER_MODE !== 'source' && MANAGER_MODE !== 'bundle')
+  throw new Error(`--manager must be source or bundle, got ${MANAGER_MODE}`);
+const SCALE = flags['skip-scale'] !== true;
+/** nginx's `keepalive` (idle upstream connections kept per worker); 64 matches our agent's maxFreeSockets. */
+const NGINX_KEEPALIVE = Math.floor(numberFlag(flags['nginx-keepalive'], 'nginx-keepalive', 64, 1, 4096));
+const PROFILE = flags.profile === true;
+
+const KEY = `bench-${process.pid}-${Date.now().toString(36)}`;
+const ROOT_DIR = fileURLToPath(new URL('../', import.meta.url));
+const BENCH_DIR = fileURLToPath(new URL('./', import.meta.url));
+const APP_DIR = join(ROOT_DIR, 'apps/container-manager/');
+const RESULTS_DIR = join(BENCH_DIR, 'results/');
+const RESULTS_FILE = join(RESULTS_DIR, 'http.json');
+const TINY_BODY = 'hello world hello world';
+const TINY_PATH = `/__fixture/respond?body=${encodeURIComponent(TINY_BODY)}`;
+const POST_BYTES = 16 * 1024;
+const IDLE_CONNECTIONS = 1000;
+const IDLE_TRIALS = 3;
+
+type PathName = 'direct' | 'nginx' | 'ours';
+const PATHS: PathName[] = ['direct', 'nginx', 'ours'];
+
+interface BenchCase {
+  name: string;
+  label: string;
+  connections: number;
+  /** Path on the app (after the prefix). */
+  path: string;
+  post?: boolean;
+}
+
+const ALL_CASES: BenchCase[] = [
+  { name: 'tiny-c32', label: `tiny (${TINY_BODY.length} B) c32`, connections: 32, path: TINY_PATH },
+  { name: 'bytes64k-c32', label: '64 KiB c32', connections: 32, path: '/__fixture/bytes/65536' },
+  // The echo reads the whole body (and hashes it) before it answers, as an upload handler does.
+  { name: 'post16k-c32', label: 'POST 16 KiB c32', connections: 32, path: '/upload', post: true },
+  { name: 'tiny-c256', label: `tiny (${TINY_BODY.length} B) c256`, connections: 256, path: TINY_PATH },
+];
+const CASES = flags.cases
+  ? flags.cases.split(',').map((name) => {
+      const found = ALL_CASES.find((c) => c.name === name.trim());
+      if (!found) throw new Error(`unknown case ${name}; cases: ${ALL_CASES.map((c) => c.name).join(', ')}`);
+      return found;
+    })
+  : ALL_CASES;
+
+/** Before a run, at most this many sockets may be in TIME_WAIT towards its container (of ~28k ports). */
+const TIME_WAIT_LIMIT = 5000;
+/** They last 60 s on Linux; waiting longer would not help. */
+const TIME_WAIT_MAX_WAIT_MS = 65_000;
+
+// Upper bound of the whole run; past it the benchmark gives up, cleans up and exits 1.
+const WATCHDOG_MS =
+  180_000 +
+  CASES.length * PATHS.length * (ROUNDS * (DURATION_S + 3) + WARMUP_S + 3) * 1000 +
+  // Waits for TIME_WAIT sockets to expire (the 256-connection case).
+  CASES.length * ROUNDS * 2 * TIME_WAIT_MAX_WAIT_MS +
+  (SCALE ? 120_000 : 0) +
+  (PROFILE ? 60_000 : 0);
+
+// ---------------------------------------------------------------------------------------------------------
+// Small helpers.
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+const round = (value: number, digits = 1) => Math.round(value * 10 ** digits) / 10 ** digits;
+const mib = (bytes: number) => round(bytes / (1024 * 1024), 1);
+
+function median(values: number[]): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? (sorted[mid] ?? 0) : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
+}
+
+function rssBytes(pid: number): number {
+  const match = /^VmRSS:\s+(\d+)\s+kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (!match?.[1]) throw new Error(`no VmRSS for pid ${pid}`);
+  return Number(match[1]) * 1024;
+}
+
+/** utime and stime of a process, in clock ticks (USER_HZ, 100 on Linux). */
+function cpuTimes(pid: number): { user: number; sys: number } {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // The command name (field 2) may hold spaces; the fields after its closing parenthesis are fixed.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return { user: Number(fields[11]), sys: Number(fields[12]) };
+}
+const TICKS_PER_SECOND = 100;
+
+function childPids(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ').filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * TCP sockets of this network namespace in TIME_WAIT towards ip:port. A proxy whose idle upstream pool is
+ * smaller than its client concurrency opens (and closes) a connection per request; each close leaves one
+ * for 60 s, and once the ephemeral ports towards that one address are used up, connect() slows to a crawl.
+ */
+function timeWaitTowards(ip: string, port: number): number {
+  const hexIp = ip
+    .split('.')
+    .reverse()
+    .map((byte) => Number(byte).toString(16).padStart(2, '0'))
+    .join('')
+    .toUpperCase();
+  const remote = `${hexIp}:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  let count = 0;
+  for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n')) {
+    const fields = line.trim().split(/\s+/);
+    if (fields[2] === remote && fields[3] === '06') count += 1;
+  }
+  return count;
+}
+
+/** Waits until few enough sockets towards ip:port are in TIME_WAIT; resolves with the time waited. */
+async function drainTimeWait(ip: string, port: number): Promise<number> {
+  const started = performance.now();
+  while (timeWaitTowards(ip, port) > TIME_WAIT_LIMIT && performance.now() - started < TIME_WAIT_MAX_WAIT_MS) {
+    await sleep(500);
+  }
+  return Math.round(performance.now() - started);
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const address = server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : 0;
+  server.close();
+  await once(server, 'close');
+  return port;
+}
+
+function findExecutable(name: string): string | undefined {
+  const dirs = [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/sbin', '/usr/local/sbin'];
+  for (const dir of dirs) {
+    if (dir && existsSync(join(dir, name))) return join(dir, name);
+  }
+  return undefined;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Children: every process we start is tracked, so that cleanup can end it by its pid.
+
+const children = new Set<ChildProcess>();
+const tempDirs: string[] = [];
+
+function track(child: ChildProcess): ChildProcess {
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+
+process.once('exit', () => {
+  for (const child of children) {
+    // nginx's workers outlive a master killed with SIGKILL: end them by their pids first.
+    for (const pid of child.pid === undefined ? [] : childPids(child.pid)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    child.kill('SIGKILL');
+  }
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+});
+
+async function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM', graceMs = 10_000) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill(signal);
+  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+  await exited;
+  clearTimeout(timer);
+}
+
+function capture(child: ChildProcess): () => string {
+  let output = '';
+  const append = (chunk: Buffer) => {
+    output = (output + chunk.toString()).slice(-32 * 1024);
+  };
+  child.stdout?.on('data', append);
+  child.stderr?.on('data', append);
+  return () => output;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Tools: nginx-light and wrk.
+
+async function ensureTools(): Promise<{ nginx: string; wrk: string }> {
+  let nginx = findExecutable('nginx');
+  let wrk = findExecutable('wrk');
+  if (nginx && wrk) return { nginx, wrk };
+  const packages = ['nginx-light', 'wrk'];
+  const canApt =
+    process.getuid?.() === 0 && existsSync('/etc/debian_version') && findExecutable('apt-get') !== undefined;
+  if (!canApt) {
+    throw new Error(
+      `this benchmark needs nginx and wrk (missing: ${[!nginx && 'nginx', !wrk && 'wrk'].filter(Boolean).join(', ')}):` +
+        ' on Debian or Ubuntu, as root: apt-get install -y nginx-light wrk; elsewhere install nginx and wrk' +
+        ' from your package manager, so that both are on PATH',
+    );
+  }
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  const install = () =>
+    execFileAsync('apt-get', ['install', '-y', ...packages], {
+      env,
+      timeout: 300_000,
+      maxBuffer: 16 * 1024 * 1024,
+    });
+  console.log(`installing ${packages.join(' ')} (apt-get)...`);
+  try {
+    await install();
+  } catch {
+    console.log('apt-get install failed; running apt-get update, then trying again');
+    await execFileAsync('apt-get', ['update'], { env, timeout: 300_000, maxBuffer: 16 * 1024 * 1024 });
+    await install();
+  }
+  nginx = findExecutable('nginx');
+  wrk = findExecutable('wrk');
+  if (!nginx || !wrk) throw new Error('apt-get install nginx-light wrk did not put nginx and wrk on PATH');
+  return { nginx, wrk };
+}
+
+async function toolVersion(file: string, args: string[]): Promise<string> {
+  try {
+    const { stdout, stderr } = await execFileAsync(file, args, { timeout: 10_000 });
+    return `${stdout}${stderr}`.split('\n')[0]?.trim() ?? '';
+  } catch (error) {
+    // wrk -v prints its version, then its usage, and exits 1.
+    const failure = error as { stdout?: string; stderr?: string };
+    return `${failure.stdout ?? ''}${failure.stderr ?? ''}`.split('\n')[0]?.trim() ?? '';
+  }
+}
+
+/** The commit, and the files changed since, outside bench/: what "ours" measured. */
+async function codeUnderTest(): Promise<{ commit: string; uncommitted: string[] }> {
+  try {
+    const git = (args: string[]) => execFileAsync('git', ['-C', ROOT_DIR, ...args], { timeout: 10_000 });
+    const { stdout: commit } = await git(['rev-parse', '--short', 'HEAD']);
+    const { stdout: status } = await git(['status', '--porcelain', '--', '.', ':(exclude)bench']);
+    return {
+      commit: commit.trim(),
+      uncommitted: status
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => line.slice(3)),
+    };
+  } catch {
+    return { commit: 'unknown (not a git checkout)', uncommitted: [] };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// nginx: master + 1 worker, in the foreground, everything under a temporary prefix.
+
+interface Nginx {
+  child: ChildProcess;
+  pid: number;
+  url: string;
+  config: string;
+  /** The master and its workers. */
+  pids(): number[];
+  output(): string;
+}
+
+/** The hard open-files limit of this process (its children may raise their soft limit up to it). */
+function hardFilesLimit(): number {
+  const limits = readFileSync('/proc/self/limits', 'utf8');
+  const hard = /^Max open files\s+\S+\s+(\d+|unlimited)/m.exec(limits)?.[1];
+  return hard === undefined || hard === 'unlimited' ? 65536 : Number(hard);
+}
+
+function nginxConfig(prefix: string, port: number, upstream: string, sessionId: string): string {
+  const files = Math.min(65536, hardFilesLimit());
+  return `# written by bench/http.ts
+worker_processes 1;
+daemon off;
+pid ${prefix}/nginx.pid;
+error_log ${prefix}/error.log warn;
+worker_rlimit_nofile ${files};
+events {
+  worker_connections ${Math.floor(files / 2)};
+}
+http {
+  access_log off;
+  client_body_temp_path ${prefix}/client_body;
+  proxy_temp_path ${prefix}/proxy;
+  fastcgi_temp_path ${prefix}/fastcgi;
+  uwsgi_temp_path ${prefix}/uwsgi;
+  scgi_temp_path ${prefix}/scgi;
+  # Kept in memory: a 16 KiB request body is buffered whole (nginx's default request buffering), and a
+  # response never spills to a temporary file.
+  client_body_buffer_size 64k;
+  proxy_max_temp_file_size 0;
+  upstream u {
+    server ${upstream};
+    keepalive ${NGINX_KEEPALIVE};
+  }
+  server {
+    listen 127.0.0.1:${port};
+    # /previews/<id>/rest -> /rest, as our proxy strips the prefix.
+    location /previews/${sessionId}/ {
+      proxy_pass http://u/;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+`;
+}
+
+async function startNginx(binary: string, dir: string, upstream: string, sessionId: string): Promise<Nginx> {
+  const prefix = join(dir, 'nginx');
+  mkdirSync(prefix, { recursive: true });
+  const port = await freePort();
+  const config = nginxConfig(prefix, port, upstream, sessionId);
+  const configFile = join(prefix, 'nginx.conf');
+  writeFileSync(configFile, config);
+  // -e: the error log before the configuration is read (else the compiled-in /var/log/nginx/error.log).
+  const child = track(
+    spawn(binary, ['-p', prefix, '-c', configFile, '-e', join(prefix, 'error.log')], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }),
+  );
+  const output = capture(child);
+  const pid = child.pid;
+  if (pid === undefined) throw new Error('nginx did not start');
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 15_000;
+  let last = '';
+  for (;;) {
+    try {
+      const res = await fetch(`${url}/previews/${sessionId}/__fixture/ready`, {
+        signal: AbortSignal.timeout(1000),
+      });
+      const text = await res.text();
+      if (res.ok && text.trim() === 'ok') break;
+      last = `${res.status} ${text.slice(0, 200)}`;
+    } catch (error) {
+      // Not listening yet.
+      last = String((error as { cause?: unknown }).cause ?? error);
+    }
+    if (child.exitCode !== null || Date.now() > deadline) {
+      const log = existsSync(join(prefix, 'error.log'))
+        ? readFileSync(join(prefix, 'error.log'), 'utf8')
+        : '';
+      throw new Error(
+        `nginx did not start (exit ${child.exitCode ?? child.signalCode ?? 'none'}, last try: ${last}):\n${output()}\n${log.slice(-4000)}`,
+      );
+    }
+    await sleep(100);
+  }
+  return { child, pid, url, config, pids: () => [pid, ...childPids(pid)], output };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// container-manager, as `pnpm start` runs it, in a child process of its own.
+
+interface Manager {
+  child: ChildProcess;
+  pid: number;
+  url: string;
+  command: string;
+  output(): string;
+}
+
+async function startManager(extraNodeArgs: string[] = []): Promise<Manager> {
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? '',
+    HOME: process.env.HOME ?? '/root',
+    INTERNAL_SERVICE_KEY: KEY,
+    PORT: '0',
+    HOST: '127.0.0.1',
+    SHUTDOWN_GRACE_MS: '2000',
+  };
+  for (const name of ['DOCKER_HOST', 'DOCKER_TLS_VERIFY', 'DOCKER_CERT_PATH']) {
+    const value = process.env[name];
+    if (value !== undefined) env[name] = value;
+  }
+  // `pnpm start` is `tsx src/main.ts`: tsx runs node with its loader over the sources. The same node process
+  // without the pnpm and tsx wrappers, so that the pid we read is the service's own. --manager bundle runs
+  // the tsup bundle (pnpm build) instead.
+  const entry = MANAGER_MODE === 'bundle' ? ['dist/main.js'] : ['--import', 'tsx', 'src/main.ts'];
+  if (MANAGER_MODE === 'bundle' && !existsSync(join(APP_DIR, 'dist/main.js')))
+    throw new Error('--manager bundle needs apps/container-manager/dist/main.js: run pnpm build first');
+  const nodeArgs = [...extraNodeArgs, ...entry];
+  // The shell raises the open-files limit (256 connections need 512 and more), then execs node.
+  const script = 'ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$@"';
+  const child = track(
+    spawn('bash', ['-c', script, 'bash', process.execPath, ...nodeArgs], {
+      cwd: APP_DIR,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }),
+  );
+  const output = capture(child);
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const url = /listening on (http:\/\/\S+)/.exec(output())?.[1];
+    if (url !== undefined && child.pid !== undefined)
+      return { child, pid: child.pid, url, command: `node ${nodeArgs.join(' ')}`, output };
+    if (child.exitCode !== null || Date.now() > deadline) {
+      await stopChild(child, 'SIGKILL');
+      throw new Error(`container-manager did not start:\n${output()}`);
+    }
+    await sleep(50);
+  }
+}
+
+async function register(manager: Manager, box: SessionContainer): Promise<void> {
+  const res = await fetch(`${manager.url}/api/internal/sessions/${box.sessionId}/previews`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-internal-service-key': KEY },
+    body: JSON.stringify({ port: 3000 }),
+  });
+  if (res.status !== 201) throw new Error(`registration answered ${res.status}: ${await res.text()}`);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// wrk.
+
+interface WrkResult {
+  requestsPerSecond: number;
+  requests: number;
+  seconds: number;
+  bytesRead: number;
+  /** Average bytes read per response (status line, headers and body). */
+  bytesPerResponse: number;
+  latencyMs: { avg: number; p50: number; p75: number; p90: number; p99: number; max: number };
+  errors: { connect: number; read: number; write: number; timeout: number; non2xx: number };
+}
+
+function toMs(value: string, unit: string): number {
+  const n = Number(value);
+  if (unit === 'us') return n / 1000;
+  if (unit === 'ms') return n;
+  if (unit === 's') return n * 1000;
+  if (unit === 'm') return n * 60_000;
+  throw new Error(`unknown latency unit ${unit}`);
+}
+
+function toBytes(value: string, unit: string): number {
+  const units: Record<string, number> = { B: 1, KB: 1024, MB: 1024 ** 2, GB: 1024 ** 3, TB: 1024 ** 4 };
+  const factor = units[unit];
+  if (factor === undefined) throw new Error(`unknown size unit ${unit}`);
+  return Number(value) * factor;
+}
+
+function parseWrk(output: string): WrkResult {
+  const latency = (label: string) => {
+    const match = new RegExp(`^\\s*${label}\\s+([\\d.]+)(us|ms|s|m)\\b`, 'm').exec(output);
+    if (!match?.[1] || !match[2]) throw new Error(`wrk output has no ${label} latency:\n${output}`);
+    return toMs(match[1], match[2]);
+  };
+  const avgMax = /^\s*Latency\s+([\d.]+)(us|ms|s|m)\s+[\d.]+(?:us|ms|s|m|%)\s+([\d.]+)(us|ms|s|m)/m.exec(
+    output,
+  );
+  const totals = /(\d+) requests in ([\d.]+)(ms|s|m), ([\d.]+)(B|KB|MB|GB|TB) read/.exec(output);
+  const rps = /Requests\/sec:\s+([\d.]+)/.exec(output);
+  if (!totals?.[1] || !totals[2] || !totals[3] || !totals[4] || !totals[5] || !rps?.[1])
+    throw new Error(`cannot parse wrk output:\n${output}`);
+  const socket = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(output);
+  const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(output);
+  const requests = Number(totals[1]);
+  const bytesRead = toBytes(totals[4], totals[5]);
+  return {
+    requestsPerSecond: Number(rps[1]),
+    requests,
+    seconds: toMs(totals[2], totals[3]) / 1000,
+    bytesRead,
+    bytesPerResponse: requests > 0 ? Math.round(bytesRead / requests) : 0,
+    latencyMs: {
+      avg: avgMax?.[1] && avgMax[2] ? toMs(avgMax[1], avgMax[2]) : Number.NaN,
+      p50: latency('50%'),
+      p75: latency('75%'),
+      p90: latency('90%'),
+      p99: latency('99%'),
+      max: avgMax?.[3] && avgMax[4] ? toMs(avgMax[3], avgMax[4]) : Number.NaN,
+    },
+    errors: {
+      connect: Number(socket?.[1] ?? 0),
+      read: Number(socket?.[2] ?? 0),
+      write: Number(socket?.[3] ?? 0),
+      timeout: Number(socket?.[4] ?? 0),
+      non2xx: Number(non2xx?.[1] ?? 0),
+    },
+  };
+}
+
+let wrkBinary = 'wrk';
+let postScript = '';
+
+async function runWrk(url: string, c: BenchCase, seconds: number): Promise<WrkResult> {
+  const args = ['-t1', `-c${c.connections}`, `-d${seconds}s`, '--latency', '--timeout', '5s'];
+  if (c.post) args.push('-s', postScript);
+  args.push(url);
+  const child = track(spawn(wrkBinary, args, { stdio: ['ignore', 'pipe', 'pipe'] }));
+  const output = capture(child);
+  const timer = setTimeout(() => child.kill('SIGKILL'), (seconds + 20) * 1000);
+  const [code] = (await once(child, 'exit')) as [number | null];
+  clearTimeout(timer);
+  if (code !== 0) throw new Error(`wrk ${args.join(' ')} exited with ${code}:\n${output()}`);
+  return parseWrk(output());
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// One measured run: wrk plus the proxy's RSS (sampled) and CPU.
+
+interface RunResult extends WrkResult {
+  round: number;
+  proxyRssMiB?: { end: number; peak: number };
+  /** Proxy CPU time over the run, as a percentage of one core. */
+  proxyCpuPercent?: number;
+  /** The kernel's part of it (stime): socket system calls, and the TCP stack work done in them. */
+  proxySysPercent?: number;
+  /** Sockets in TIME_WAIT towards the container before and after the run (see timeWaitTowards). */
+  upstreamTimeWait: { before: number; after: number };
+  /** Time waited before the run for TIME_WAIT sockets towards the container to expire (drainTimeWait). */
+  waitedMs?: number;
+}
+
+async function measuredRun(
+  url: string,
+  c: BenchCase,
+  seconds: number,
+  pids: (() => number[]) | undefined,
+  roundIndex: number,
+  containerIp: string,
+): Promise<RunResult> {
+  const twBefore = timeWaitTowards(containerIp, 3000);
+  const timeWait = () => ({ before: twBefore, after: timeWaitTowards(containerIp, 3000) });
+  if (!pids) {
+    const result = await runWrk(url, c, seconds);
+    return { ...result, round: roundIndex, upstreamTimeWait: timeWait() };
+  }
+  const sum = (read: (pid: number) => number) => pids().reduce((total, pid) => total + read(pid), 0);
+  const cpuNow = () =>
+    pids().reduce(
+      (total, pid) => {
+        const times = cpuTimes(pid);
+        return { user: total.user + times.user, sys: total.sys + times.sys };
+      },
+      { user: 0, sys: 0 },
+    );
+  const ticksBefore = cpuNow();
+  const started = performance.now();
+  let peak = sum(rssBytes);
+  const sampler = setInterval(() => {
+    try {
+      peak = Math.max(peak, sum(rssBytes));
+    } catch {
+      // The process is gone (a crash): the run's end reports it.
+    }
+  }, 200);
+  try {
+    const result = await runWrk(url, c, seconds);
+    const elapsed = (performance.now() - started) / 1000;
+    const end = sum(rssBytes);
+    peak = Math.max(peak, end);
+    const ticksAfter = cpuNow();
+    const share = (ticks: number) => round((ticks / TICKS_PER_SECOND / elapsed) * 100, 0);
+    return {
+      ...result,
+      round: roundIndex,
+      proxyRssMiB: { end: mib(end), peak: mib(peak) },
+      proxyCpuPercent: share(ticksAfter.user + ticksAfter.sys - ticksBefore.user - ticksBefore.sys),
+      proxySysPercent: share(ticksAfter.sys - ticksBefore.sys),
+      upstreamTimeWait: timeWait(),
+    };
+  } finally {
+    clearInterval(sampler);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Sanity: each path answers each case as expected before any load.
+
+async function checkPath(base: string, c: BenchCase, path: PathName): Promise<void> {
+  const init: RequestInit = { signal: AbortSignal.timeout(10_000) };
+  if (c.post) {
+    init.method = 'POST';
+    init.headers = { 'content-type': 'application/octet-stream' };
+    init.body = Buffer.alloc(POST_BYTES, 97);
+  }
+  const res = await fetch(`${base}${c.path}`, init);
+  const body = Buffer.from(await res.arrayBuffer());
+  const fail = (what: string) => {
+    throw new Error(`${path} ${c.name}: ${what} (status ${res.status}, ${body.length} bytes)`);
+  };
+  if (res.status !== 200) fail('not 200');
+  if (c.path === TINY_PATH && body.toString() !== TINY_BODY) fail(`body is not ${JSON.stringify(TINY_BODY)}`);
+  if (c.path.startsWith('/__fixture/bytes/') && body.length !== 65536) fail('body is not 65536 bytes');
+  if (c.post && (JSON.parse(body.toString()) as { bodyLength?: number }).bodyLength !== POST_BYTES)
+    fail(`the app did not receive ${POST_BYTES} bytes`);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Idle keep-alive client connections: one request each, then idle; the proxy's RSS growth per connection.
+
+interface IdleClient {
+  socket: Socket;
+  closed: boolean;
+}
+
+function openIdleClient(host: string, port: number, path: string): Promise<IdleClient> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host, port });
+    const client: IdleClient = { socket, closed: false };
+    let received = Buffer.alloc(0);
+    let done = false;
+    const timer = setTimeout(() => finish(new Error('no complete response within 10 s')), 10_000);
+    function finish(error?: Error) {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      socket.off('data', onData);
+      if (error) {
+        socket.destroy();
+        reject(error);
+      } else {
+        resolve(client);
+      }
+    }
+    function onData(chunk: Buffer) {
+      received = Buffer.concat([received, chunk]);
+      const headerEnd = received.indexOf('\r\n\r\n');
+      if (headerEnd === -1) return;
+      const head = received.subarray(0, headerEnd).toString('latin1');
+      if (!/^HTTP\/1\.1 200 /.test(head))
+        return finish(new Error(`unexpected response: ${head.slice(0, 80)}`));
+      const length = Number(/\r\ncontent-length:\s*(\d+)/i.exec(head)?.[1] ?? Number.NaN);
+      if (!Number.isFinite(length)) return finish(new Error('response without content-length'));
+      if (received.length >= headerEnd + 4 + length) finish();
+    }
+    socket.setNoDelay(true);
+    socket.on('data', onData);
+    socket.on('error', (error) => finish(error));
+    socket.once('close', () => {
+      client.closed = true;
+      finish(new Error('closed before the response'));
+    });
+    socket.once('connect', () => {
+      socket.write(`GET ${path} HTTP/1.1\r\nHost: ${host}:${port}\r\n\r\n`);
+    });
+  });
+}
+
+async function openIdleClients(
+  host: string,
+  port: number,
+  path: string,
+  count: number,
+): Promise<IdleClient[]> {
+  const clients: IdleClient[] = [];
+  let next = 0;
+  const worker = async () => {
+    while (next < count) {
+      next += 1;
+      clients.push(await openIdleClient(host, port, path));
+    }
+  };
+  try {
+    // 32 at a time, like the load cases: the proxy's upstream pool stays small.
+    await Promise.all(Array.from({ length: 32 }, worker));
+  } catch (error) {
+    for (const client of clients) client.socket.destroy();
+    throw error;
+  }
+  return clients;
+}
+
+interface IdleResult {
+  connections: number;
+  trials: { rssBeforeMiB: number; rssAfterMiB: number; kibPerConnection: number; openMs: number }[];
+  kibPerConnectionMedian: number;
+  /** Of `connections` idle clients, how many the proxy had closed 6 s after their response. */
+  closedByProxyAfter6s: number;
+}
+
+async function idleKeepAlive(base: string, prefix: string, pids: () => number[]): Promise<IdleResult> {
+  const { hostname, port } = new URL(base);
+  const path = `${prefix}${TINY_PATH}`;
+  const rss = () => pids().reduce((total, pid) => total + rssBytes(pid), 0);
+  // Warm-up, one unmeasured trial: the code paths, the upstream pool, and the heap growth that the first
+  // thousand connections cause once (later trials reuse that memory).
+  for (const client of await openIdleClients(hostname, Number(port), path, IDLE_CONNECTIONS))
+    client.socket.destroy();
+  await sleep(1500);
+  const trials: IdleResult['trials'] = [];
+  for (let trial = 0; trial < IDLE_TRIALS; trial++) {
+    const before = rss();
+    const started = performance.now();
+    const clients = await openIdleClients(hostname, Number(port), path, IDLE_CONNECTIONS);
+    const openMs = performance.now() - started;
+    // Within Node's 5 s keep-alive timeout of the server: every connection is still open when read.
+    await sleep(1000);
+    const after = rss();
+    const stillOpen = clients.filter((client) => !client.closed).length;
+    for (const client of clients) client.socket.destroy();
+    if (stillOpen !== IDLE_CONNECTIONS)
+      throw new Error(`only ${stillOpen} of ${IDLE_CONNECTIONS} idle connections were open when measured`);
+    trials.push({
+      rssBeforeMiB: mib(before),
+      rssAfterMiB: mib(after),
+      kibPerConnection: round((after - before) / IDLE_CONNECTIONS / 1024, 1),
+      openMs: Math.round(openMs),
+    });
+    await sleep(1500);
+  }
+  // How long does the proxy keep an idle client? Count the ones it has closed 6 s later.
+  const clients = await openIdleClients(hostname, Number(port), path, IDLE_CONNECTIONS);
+  await sleep(6000);
+  const closedByProxyAfter6s = clients.filter((client) => client.closed).length;
+  for (const client of clients) client.socket.destroy();
+  await sleep(500);
+  return {
+    connections: IDLE_CONNECTIONS,
+    trials,
+    kibPerConnectionMedian: round(median(trials.map((t) => t.kibPerConnection)), 1),
+    closedByProxyAfter6s,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The registry at scale, in a process of its own (registry-scale.ts).
+
+async function registryScale(): Promise<unknown> {
+  const child = track(
+    spawn(process.execPath, ['--expose-gc', '--import', 'tsx', 'registry-scale.ts', '10000'], {
+      cwd: BENCH_DIR,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }),
+  );
+  const output = capture(child);
+  const timer = setTimeout(() => child.kill('SIGKILL'), 90_000);
+  const [code] = (await once(child, 'exit')) as [number | null];
+  clearTimeout(timer);
+  const line = output()
+    .split('\n')
+    .find((l) => l.startsWith('{'));
+  if (code !== 0 || line === undefined) throw new Error(`registry-scale.ts failed (${code}):\n${output()}`);
+  return JSON.parse(line);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// CPU profile of a container-manager under the tiny load.
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number; columnNumber: number };
+  hitCount?: number;
+}
+
+function shortUrl(url: string): string {
+  const pkg = /node_modules\/\.pnpm\/[^/]+\/node_modules\/(.+)$/.exec(url);
+  if (pkg?.[1]) return pkg[1];
+  const root = url.indexOf(ROOT_DIR);
+  if (root !== -1) return url.slice(root + ROOT_DIR.length);
+  return url.replace(/^file:\/\//, '');
+}
+
+function category(url: string, name: string): string {
+  if (url === '') return name.startsWith('(') ? name : '(native)';
+  if (url.startsWith('node:'))
+    return `node:${
+      url
+        .slice(5)
+        .replace(/^internal\//, '')
+        .split('/')[0]
+    }`;
+  const pkg = /node_modules\/\.pnpm\/[^/]+\/node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
+  if (pkg?.[1]) return pkg[1];
+  const workspace = /\/(packages|apps)\/([^/]+)\//.exec(url);
+  if (workspace?.[2]) return `${workspace[1]}/${workspace[2]}`;
+  return url;
+}
+
+function summarizeProfile(file: string, windowStartUs: number, windowEndUs: number) {
+  const profile = JSON.parse(readFileSync(file, 'utf8')) as {
+    nodes: ProfileNode[];
+    startTime: number;
+    endTime: number;
+    samples: number[];
+    timeDeltas: number[];
+  };
+  // Hits per node, counting only the samples inside the window.
+  const hitsOf = new Map<number, number>();
+  let at = profile.startTime;
+  profile.samples.forEach((nodeId, i) => {
+    at += profile.timeDeltas[i] ?? 0;
+    if (at >= windowStartUs && at <= windowEndUs) hitsOf.set(nodeId, (hitsOf.get(nodeId) ?? 0) + 1);
+  });
+  const totalHits = [...hitsOf.values()].reduce((sum, hits) => sum + hits, 0);
+  if (totalHits === 0) throw new Error('no profile sample falls in the load window');
+  const idleHits = profile.nodes
+    .filter((node) => node.callFrame.functionName === '(idle)')
+    .reduce((sum, node) => sum + (hitsOf.get(node.id) ?? 0), 0);
+  const busyHits = Math.max(1, totalHits - idleHits);
+  const byFunction = new Map<string, number>();
+  const byCategory = new Map<string, number>();
+  for (const node of profile.nodes) {
+    const hits = hitsOf.get(node.id) ?? 0;
+    if (hits === 0 || node.callFrame.functionName === '(idle)') continue;
+    const { functionName, url, lineNumber } = node.callFrame;
+    const name = `${functionName || '(anonymous)'}${url ? ` ${shortUrl(url)}:${lineNumber + 1}` : ''}`;
+    byFunction.set(name, (byFunction.get(name) ?? 0) + hits);
+    const cat = category(url, functionName);
+    byCategory.set(cat, (byCategory.get(cat) ?? 0) + hits);
+  }
+  const top = (map: Map<string, number>, n: number) =>
+    [...map.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, n)
+      .map(([name, hits]) => ({ name, percentOfBusy: round((hits / busyHits) * 100, 1) }));
+  return {
+    windowMs: Math.round((windowEndUs - windowStartUs) / 1000),
+    samples: totalHits,
+    busyPercent: round((busyHits / Math.max(1, totalHits)) * 100, 1),
+    topSelf: top(byFunction, 10),
+    byCategory: top(byCategory, 12),
+  };
+}
+
+async function cpuProfile(box: SessionContainer, dir: string) {
+  const profileDir = join(dir, 'cpu-profile');
+  mkdirSync(profileDir, { recursive: true });
+  const manager = await startManager(['--cpu-prof', `--cpu-prof-dir=${profileDir}`]);
+  try {
+    await register(manager, box);
+    const base = `${manager.url}/previews/${box.sessionId}`;
+    const c = ALL_CASES[0] as BenchCase;
+    await checkPath(base, c, 'ours');
+    await runWrk(`${base}${c.path}`, c, WARMUP_S);
+    // The profile covers the whole life of the process (start-up, module loading); only the samples taken
+    // during the measured load count. V8 and process.hrtime read the same monotonic clock.
+    const windowStartUs = Number(process.hrtime.bigint() / 1000n);
+    const load = await runWrk(`${base}${c.path}`, c, DURATION_S);
+    const windowEndUs = Number(process.hrtime.bigint() / 1000n);
+    // The profile is written when the process exits (SIGTERM: graceful shutdown, exit 0).
+    await stopChild(manager.child, 'SIGTERM', 15_000);
+    const file = readdirSync(profileDir).find((name) => name.endsWith('.cpuprofile'));
+    if (!file) throw new Error(`no .cpuprofile written:\n${manager.output()}`);
+    return {
+      requestsPerSecondWhileProfiling: load.requestsPerSecond,
+      ...summarizeProfile(join(profileDir, file), windowStartUs, windowEndUs),
+    };
+  } finally {
+    await stopChild(manager.child, 'SIGKILL');
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Output.
+
+function fmtRps(value: number): string {
+  return value >= 10_000 ? `${round(value / 1000, 1)}k` : `${Math.round(value)}`;
+}
+function fmtMs(value: number): string {
+  return value < 1 ? `${round(value, 2)}` : value < 10 ? `${round(value, 1)}` : `${Math.round(value)}`;
+}
+function pad(text: string, width: number, right = false): string {
+  return right ? text.padStart(width) : text.padEnd(width);
+}
+
+interface PathSummary {
+  url: string;
+  rounds: RunResult[];
+  requestsPerSecond: number;
+  requestsPerSecondMin: number;
+  requestsPerSecondMax: number;
+  p50Ms: number;
+  p99Ms: number;
+  bytesPerResponse: number;
+  /** Upstream connections closed per 100 requests (TIME_WAIT growth towards the container): pool churn. */
+  upstreamClosesPer100: number;
+  errors: number;
+  proxyRssMiB?: number;
+  proxyRssPeakMiB?: number;
+  proxyCpuPercent?: number;
+  proxySysPercent?: number;
+  /** Median over rounds of (this path's req/s) / (nginx's req/s in the same round). */
+  xNginx: number;
+  xDirect: number;
+  /** Runs lost because the proxy died (container-manager crashed); not in the figures above. */
+  crashes: number;
+}
+
+function summarize(
+  runs: Record<PathName, RunResult[]>,
+  urls: Record<PathName, string>,
+  crashes: Record<PathName, number>,
+) {
+  const out = {} as Record<PathName, PathSummary>;
+  for (const path of PATHS) {
+    const list = runs[path];
+    const sameRound = (other: PathName, r: RunResult) => runs[other].find((o) => o.round === r.round);
+    const rps = list.map((r) => r.requestsPerSecond);
+    const ratio = (other: PathName) =>
+      round(
+        median(
+          list
+            .map((r) => r.requestsPerSecond / (sameRound(other, r)?.requestsPerSecond ?? Number.NaN))
+            .filter((v) => Number.isFinite(v)),
+        ),
+        3,
+      );
+    const rss = list.map((r) => r.proxyRssMiB?.end).filter((v): v is number => v !== undefined);
+    const rssPeak = list.map((r) => r.proxyRssMiB?.peak).filter((v): v is number => v !== undefined);
+    const cpu = list.map((r) => r.proxyCpuPercent).filter((v): v is number => v !== undefined);
+    const sys = list.map((r) => r.proxySysPercent).filter((v): v is number => v !== undefined);
+    out[path] = {
+      url: urls[path],
+      rounds: list,
+      requestsPerSecond: Math.round(median(rps)),
+      requestsPerSecondMin: Math.round(Math.min(...rps)),
+      requestsPerSecondMax: Math.round(Math.max(...rps)),
+      p50Ms: round(median(list.map((r) => r.latencyMs.p50)), 3),
+      p99Ms: round(median(list.map((r) => r.latencyMs.p99)), 3),
+      bytesPerResponse: Math.round(median(list.map((r) => r.bytesPerResponse))),
+      upstreamClosesPer100: round(
+        median(
+          list.map(
+            (r) =>
+              (100 * Math.max(0, r.upstreamTimeWait.after - r.upstreamTimeWait.before)) /
+              Math.max(1, r.requests),
+          ),
+        ),
+        1,
+      ),
+      errors: list.reduce(
+        (sum, r) =>
+          sum + r.errors.connect + r.errors.read + r.errors.write + r.errors.timeout + r.errors.non2xx,
+        0,
+      ),
+      ...(rss.length > 0 ? { proxyRssMiB: round(median(rss), 1) } : {}),
+      ...(rssPeak.length > 0 ? { proxyRssPeakMiB: round(Math.max(...rssPeak), 1) } : {}),
+      ...(cpu.length > 0 ? { proxyCpuPercent: Math.round(median(cpu)) } : {}),
+      ...(sys.length > 0 ? { proxySysPercent: Math.round(median(sys)) } : {}),
+      xNginx: ratio('nginx'),
+      xDirect: ratio('direct'),
+      crashes: crashes[path],
+    };
+  }
+  return out;
+}
+
+function printTable(results: { case: BenchCase; paths: Record<PathName, PathSummary> }[]) {
+  const header = [
+    pad('case', 18),
+    pad('path', 7),
+    pad('req/s', 7, true),
+    pad('spread', 8, true),
+    pad('p50 ms', 7, true),
+    pad('p99 ms', 7, true),
+    pad('B/resp', 7, true),
+    pad('churn', 6, true),
+    pad('RSS MiB', 8, true),
+    pad('CPU % (sys)', 11, true),
+    pad('x nginx', 8, true),
+    pad('x direct', 9, true),
+    pad('errors', 7, true),
+  ].join(' ');
+  console.log(header);
+  console.log('-'.repeat(header.length));
+  for (const { case: c, paths } of results) {
+    PATHS.forEach((path, index) => {
+      const s = paths[path];
+      if (s.rounds.length === 0) {
+        console.log(
+          `${pad(index === 0 ? c.label : '', 18)} ${pad(path, 7)} no result: ${s.crashes} runs crashed`,
+        );
+        return;
+      }
+      const spread =
+        s.requestsPerSecond > 0 ? (s.requestsPerSecondMax - s.requestsPerSecondMin) / s.requestsPerSecond : 0;
+      console.log(
+        [
+          pad(index === 0 ? c.label : '', 18),
+          pad(path, 7),
+          pad(fmtRps(s.requestsPerSecond), 7, true),
+          pad(`±${Math.round((spread / 2) * 100)}%`, 8, true),
+          pad(fmtMs(s.p50Ms), 7, true),
+          pad(fmtMs(s.p99Ms), 7, true),
+          pad(String(s.bytesPerResponse), 7, true),
+          pad(String(s.upstreamClosesPer100), 6, true),
+          pad(s.proxyRssMiB === undefined ? '-' : String(s.proxyRssMiB), 8, true),
+          pad(
+            s.proxyCpuPercent === undefined ? '-' : `${s.proxyCpuPercent} (${s.proxySysPercent ?? '?'})`,
+            11,
+            true,
+          ),
+          pad(s.xNginx.toFixed(2), 8, true),
+          pad(s.xDirect.toFixed(2), 9, true),
+          pad(`${s.errors}${s.crashes > 0 ? ` +${s.crashes} crashed` : ''}`, 7, true),
+        ].join(' '),
+      );
+    });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+let manager: Manager | undefined;
+let nginx: Nginx | undefined;
+let cleanedUp: Promise<void> | undefined;
+
+function cleanup(): Promise<void> {
+  cleanedUp ??= (async () => {
+    const stops: Promise<void>[] = [];
+    for (const child of children) {
+      // nginx: SIGQUIT is its graceful stop; SIGTERM its fast one. Either way the master ends its workers.
+      stops.push(stopChild(child, 'SIGTERM', 5000).catch(() => {}));
+    }
+    await Promise.all(stops);
+    await removeCreatedContainers().catch((error: unknown) =>
+      console.error('could not remove the container:', error),
+    );
+    for (const dir of tempDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+  })();
+  return cleanedUp;
+}
+
+async function main(): Promise<number> {
+  const startedAt = new Date();
+  const tools = await ensureTools();
+  wrkBinary = tools.wrk;
+  await assertDockerEngine();
+  await ensureFixtureImages();
+
+  const dir = mkdtempSync(join(tmpdir(), 'sandbox-bench-http-'));
+  tempDirs.push(dir);
+  postScript = join(dir, 'post.lua');
+  writeFileSync(
+    postScript,
+    `wrk.method = "POST"\nwrk.body = string.rep("a", ${POST_BYTES})\nwrk.headers["Content-Type"] = "application/octet-stream"\n`,
+  );
+
+  const machine = {
+    date: startedAt.toISOString(),
+    nproc: cpus().length,
+    cpuModel: cpus()[0]?.model ?? 'unknown',
+    memoryMiB: mib(totalmem()),
+    kernel: release(),
+    node: process.version,
+    nginx: (await toolVersion(tools.nginx, ['-v'])).replace(/^nginx version: /, ''),
+    wrk: (await toolVersion(tools.wrk, ['-v'])).replace(/ Copyright.*$/, ''),
+    docker: await docker(['version', '--format', '{{.Server.Version}}']).catch(() => 'unknown'),
+    loadAverage1mAtStart: round(loadavg()[0] ?? 0, 2),
+    code: await codeUnderTest(),
+  };
+  console.log(
+    `HTTP benchmark: ${machine.nproc} CPUs (${machine.cpuModel}), Node ${machine.node}, ${machine.nginx},` +
+      ` ${machine.wrk}, Docker ${machine.docker}, ${machine.date}, load ${machine.loadAverage1mAtStart}`,
+  );
+  const codeLine = `code under test: ${machine.code.commit}${
+    machine.code.uncommitted.length > 0
+      ? ` + uncommitted changes in ${machine.code.uncommitted.join(', ')}`
+      : ''
+  }`;
+  console.log(codeLine);
+
+  // One container per path, same image: a proxy that churns upstream connections leaves sockets in
+  // TIME_WAIT towards its container's address, which slows later connects to that address; with its own
+  // container, one path's churn never slows another path's runs.
+  const started = await Promise.all(PATHS.map(() => startSessionContainer({ ports: [3000] })));
+  const boxes = Object.fromEntries(PATHS.map((path, i) => [path, started[i]])) as Record<
+    PathName,
+    SessionContainer
+  >;
+  const ipOf = (path: PathName) => {
+    const ip = boxes[path].ip;
+    if (!ip) throw new Error(`the ${path} session container has no IP address`);
+    return ip;
+  };
+  const box = boxes.ours;
+  const prefixOf = (path: PathName) => `/previews/${boxes[path].sessionId}`;
+  [nginx, manager] = await Promise.all([
+    startNginx(tools.nginx, dir, `${ipOf('nginx')}:3000`, boxes.nginx.sessionId),
+    startManager(),
+  ]);
+  await register(manager, box);
+  const ngx = nginx;
+  // container-manager may be restarted after a crash (new pid, new port): always read the current one.
+  const current = (): Manager => {
+    if (!manager) throw new Error('container-manager is not running');
+    return manager;
+  };
+  const baseOf = (path: PathName) =>
+    path === 'direct'
+      ? `http://${ipOf('direct')}:3000`
+      : `${path === 'nginx' ? ngx.url : current().url}${prefixOf(path)}`;
+  const pidsOf: Record<PathName, (() => number[]) | undefined> = {
+    direct: undefined,
+    nginx: () => ngx.pids(),
+    ours: () => [current().pid],
+  };
+  const managerDead = () => {
+    const child = manager?.child;
+    return child === undefined || child.exitCode !== null || child.signalCode !== null;
+  };
+  const crashes: { during: string; reason: string; output: string }[] = [];
+  /** Runs task on our path; when container-manager dies meanwhile, records why, restarts it, returns undefined. */
+  async function survive<T>(during: string, task: () => Promise<T>): Promise<T | undefined> {
+    let result: { value: T } | undefined;
+    try {
+      result = { value: await task() };
+    } catch (error) {
+      if (!managerDead()) throw error;
+    }
+    if (result !== undefined && !managerDead()) return result.value;
+    await sleep(200);
+    const output = manager?.output() ?? '';
+    const message =
+      /^\w*Error\b.*$/m.exec(output)?.[0] ?? `exit ${manager?.child.exitCode ?? manager?.child.signalCode}`;
+    const where = /^(\/\S+:\d+)$/m.exec(output)?.[1];
+    const reason = `${message}${where ? ` at ${shortUrl(where)}` : ''}`;
+    crashes.push({ during, reason, output: output.slice(-3000) });
+    console.log(`  container-manager died during ${during}: ${reason}; restarting it`);
+    manager = await startManager();
+    await register(manager, box);
+    return undefined;
+  }
+
+  for (const path of PATHS)
+    console.log(`${pad(path, 6)} -> session ${boxes[path].sessionId} at ${ipOf(path)}:3000 (fixture image)`);
+  console.log(
+    `nginx pid ${nginx.pid} at ${nginx.url} (keepalive ${NGINX_KEEPALIVE}); container-manager pid ${manager.pid}` +
+      ` at ${manager.url} (${manager.command})`,
+  );
+  for (const c of CASES) for (const path of PATHS) await checkPath(baseOf(path), c, path);
+
+  // Scale first, on a fresh proxy: the load cases leave a grown heap behind, which would blur the RSS deltas.
+  let scale: Record<string, unknown> | undefined;
+  if (SCALE) {
+    console.log(
+      `scale: the registry with 10,000 sessions (own process); ${IDLE_CONNECTIONS} idle keep-alive clients`,
+    );
+    const registry = await registryScale();
+    const attempt = async (path: 'ours' | 'nginx') => {
+      const pids = pidsOf[path] as () => number[];
+      try {
+        const result = await survive(`idle keep-alive (${path})`, () =>
+          idleKeepAlive(path === 'nginx' ? ngx.url : current().url, prefixOf(path), pids),
+        );
+        return result ?? { error: 'container-manager crashed' };
+      } catch (error) {
+        return { error: error instanceof Error ? error.message : String(error) };
+      }
+    };
+    const idleOurs = await attempt('ours');
+    const idleNginx = await attempt('nginx');
+    scale = { registry, idleKeepAlive: { ours: idleOurs, nginx: idleNginx } };
+  }
+
+  // Before the load cases: no earlier run's heap or upstream TIME_WAITs are in its way.
+  let profile: unknown;
+  if (PROFILE) {
+    console.log('profile: a second container-manager with --cpu-prof under the tiny c32 load');
+    try {
+      profile = await cpuProfile(box, dir);
+    } catch (error) {
+      profile = { error: error instanceof Error ? error.message.slice(0, 2000) : String(error) };
+    }
+  }
+
+  console.log(
+    `load: wrk -t1 -d${DURATION_S}s --latency, ${ROUNDS} alternating rounds (${PATHS.join(', ')}), ${WARMUP_S} s` +
+      ' warm-up per path and case',
+  );
+  const results: { case: BenchCase; paths: Record<PathName, PathSummary> }[] = [];
+  for (const c of CASES) {
+    const urlOf = (path: PathName) => `${baseOf(path)}${c.path}`;
+    for (const path of PATHS) {
+      if (path === 'ours') await survive(`${c.name} warm-up`, () => runWrk(urlOf(path), c, WARMUP_S));
+      else await runWrk(urlOf(path), c, WARMUP_S);
+    }
+    const runs: Record<PathName, RunResult[]> = { direct: [], nginx: [], ours: [] };
+    const lost: Record<PathName, number> = { direct: 0, nginx: 0, ours: 0 };
+    for (let r = 0; r < ROUNDS; r++) {
+      for (const path of PATHS) {
+        await sleep(300);
+        const waitedMs = await drainTimeWait(ipOf(path), 3000);
+        if (waitedMs > 1000)
+          console.log(
+            `  (waited ${round(waitedMs / 1000, 0)} s for TIME_WAIT sockets towards the ${path} container)`,
+          );
+        const measure = () => measuredRun(urlOf(path), c, DURATION_S, pidsOf[path], r, ipOf(path));
+        const run = path === 'ours' ? await survive(`${c.name} round ${r + 1}`, measure) : await measure();
+        if (!run) {
+          lost[path] += 1;
+          continue;
+        }
+        runs[path].push({ ...run, waitedMs });
+        console.log(
+          `  ${c.name} round ${r + 1} ${pad(path, 6)} ${fmtRps(run.requestsPerSecond)} req/s, p50 ${fmtMs(run.latencyMs.p50)} ms,` +
+            ` p99 ${fmtMs(run.latencyMs.p99)} ms${run.proxyCpuPercent === undefined ? '' : `, proxy CPU ${run.proxyCpuPercent}% (sys ${run.proxySysPercent}%)`}` +
+            `, TIME_WAIT to the container ${run.upstreamTimeWait.before} -> ${run.upstreamTimeWait.after}`,
+        );
+      }
+    }
+    const urls = Object.fromEntries(PATHS.map((p) => [p, urlOf(p)])) as Record<PathName, string>;
+    results.push({ case: c, paths: summarize(runs, urls, lost) });
+  }
+
+  const loadAtEnd = round(loadavg()[0] ?? 0, 2);
+  // Someone may edit the working tree while this runs: say so, the figures would mix two versions.
+  const codeAtEnd = await codeUnderTest();
+  const codeChanged = JSON.stringify(codeAtEnd) !== JSON.stringify(machine.code);
+  const report = {
+    benchmark: 'http',
+    machine: { ...machine, loadAverage1mAtEnd: loadAtEnd, codeAtEnd, codeChangedDuringRun: codeChanged },
+    config: {
+      rounds: ROUNDS,
+      durationSeconds: DURATION_S,
+      warmupSeconds: WARMUP_S,
+      wrk: `wrk -t1 -c<connections> -d${DURATION_S}s --latency --timeout 5s`,
+      order: 'alternating rounds: direct, nginx, ours, direct, nginx, ours, ...',
+      ratios: 'median over rounds of (path req/s) / (nginx or direct req/s in the same round)',
+      proxyRss:
+        'nginx: master + worker VmRSS; ours: the node process VmRSS; median over rounds of the value at the end of a run',
+      manager: { mode: MANAGER_MODE, command: manager.command },
+      nginxConfig: nginx.config,
+      tinyBody: TINY_BODY,
+      postBytes: POST_BYTES,
+    },
+    cases: results.map(({ case: c, paths }) => ({ ...c, paths })),
+    crashes,
+    ...(scale ? { scale } : {}),
+    ...(profile ? { profile } : {}),
+  };
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  writeFileSync(RESULTS_FILE, `${JSON.stringify(report, null, 2)}\n`);
+
+  console.log('');
+  console.log(
+    `machine: nproc ${machine.nproc}, ${machine.cpuModel}, Node ${machine.node}, ${machine.nginx}, ${machine.wrk},` +
+      ` ${machine.date}, load ${machine.loadAverage1mAtStart} -> ${loadAtEnd}`,
+  );
+  console.log(
+    `medians of ${ROUNDS} alternating rounds of ${DURATION_S} s; x nginx / x direct: median of per-round req/s ratios;` +
+      ' spread: half the min-max range of req/s; RSS/CPU: the proxy process(es);' +
+      ' churn: upstream connections closed per 100 requests',
+  );
+  console.log(codeLine);
+  if (codeChanged)
+    console.log(
+      `WARNING: the code changed during the run; at the end: ${codeAtEnd.commit} + ${codeAtEnd.uncommitted.join(', ')}`,
+    );
+  printTable(results);
+  for (const crash of crashes)
+    console.log(`container-manager crashed during ${crash.during}: ${crash.reason}`);
+  if (scale) {
+    const registry = scale.registry as {
+      sessions: number;
+      heapBytesPerRegistration: number;
+      rssBytesPerRegistration: number;
+      lookup: {
+        nsHotMedian: number;
+        nsSingleMedian: number;
+        ratioHotOverSingle: number;
+        hotSessions: number;
+      };
+    };
+    const idle = scale.idleKeepAlive as Record<'ours' | 'nginx', IdleResult | { error: string }>;
+    console.log('');
+    console.log(
+      `registry, ${registry.sessions} sessions: ${registry.heapBytesPerRegistration} B heap` +
+        ` (${registry.rssBytesPerRegistration} B RSS) per registration; lookup ${registry.lookup.nsHotMedian} ns` +
+        ` cycling over ${registry.lookup.hotSessions} hot sessions vs ${registry.lookup.nsSingleMedian} ns for one` +
+        ` session (x${registry.lookup.ratioHotOverSingle})`,
+    );
+    for (const name of ['ours', 'nginx'] as const) {
+      const r = idle[name];
+      if ('error' in r) {
+        console.log(`idle keep-alive clients, ${name}: failed: ${r.error}`);
+        continue;
+      }
+      console.log(
+        `idle keep-alive clients, ${name}: ${r.kibPerConnectionMedian} KiB RSS per connection (median of` +
+          ` ${r.trials.length} x ${r.connections}: ${r.trials.map((t) => t.kibPerConnection).join(', ')});` +
+          ` ${r.closedByProxyAfter6s} of ${r.connections} closed by the proxy within 6 s idle`,
+      );
+    }
+  }
+  if (profile && typeof profile === 'object' && 'error' in profile) {
+    console.log(`\nCPU profile failed: ${String(profile.error)}`);
+  } else if (profile) {
+    const p = profile as ReturnType<typeof summarizeProfile> & { requestsPerSecondWhileProfiling: number };
+    console.log('');
+    console.log(
+      `CPU profile of ours, tiny c32 (${fmtRps(p.requestsPerSecondWhileProfiling)} req/s while profiled, busy` +
+        ` ${p.busyPercent}% of ${p.samples} samples); top self time, % of busy samples:`,
+    );
+    for (const f of p.topSelf) console.log(`  ${pad(`${f.percentOfBusy}%`, 6, true)}  ${f.name}`);
+    console.log('  by package / module:');
+    console.log(`    ${p.byCategory.map((f) => `${f.name} ${f.percentOfBusy}%`).join(', ')}`);
+  }
+  console.log(`results: ${RESULTS_FILE}`);
+  const failed = crashes.length > 0 || results.some(({ paths }) => PATHS.some((p) => paths[p].errors > 0));
+  return failed ? 1 : 0;
+}
+
+const watchdog = setTimeout(() => {
+  console.error(`the benchmark did not finish within ${Math.round(WATCHDOG_MS / 1000)} s; giving up`);
+  void cleanup().finally(() => process.exit(1));
+}, WATCHDOG_MS);
+watchdog.unref();
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    console.error(`${signal}: cleaning up`);
+    void cleanup().finally(() => process.exit(130));
+  });
+}
+
+main().then(
+  async (code) => {
+    await cleanup();
+    process.exit(code);
+  },
+  async (error: unknown) => {
+    console.error(error instanceof Error ? error.message : error);
+    if (manager) console.error(`container-manager output:\n${manager.output().slice(-4000)}`);
+    if (nginx) console.error(`nginx output:\n${nginx.output().slice(-2000)}`);
+    await cleanup();
+    process.exit(1);
+  },
+);
