@@ -605,7 +605,10 @@ interface RunResult extends WrkResult {
   proxyRssMiB?: { end: number; peak: number };
   /** Proxy CPU time over the run, as a percentage of one core. */
   proxyCpuPercent?: number;
-  /** The kernel's part of it (stime): socket system calls, and the TCP stack work done in them. */
+  /**
+   * The kernel's part of it (stime): the socket system calls. TCP work done in softirq context (delivering
+   * the bytes to the peer over loopback or the bridge) is not charged to the process.
+   */
   proxySysPercent?: number;
   /** Sockets in TIME_WAIT towards the container before and after the run (see timeWaitTowards). */
   upstreamTimeWait: { before: number; after: number };
@@ -1336,6 +1339,11 @@ async function main(): Promise<number> {
       ' churn: upstream connections closed per 100 requests',
   );
   console.log(codeLine);
+  if (machine.loadAverage1mAtStart > machine.nproc / 2)
+    console.log(
+      `NOTE: the machine was busy at the start (load ${machine.loadAverage1mAtStart} on ${machine.nproc} CPUs):` +
+        ' absolute figures are low and noisy; the per-round ratios hold up better',
+    );
   if (codeChanged)
     console.log(
       `WARNING: the code changed during the run; at the end: ${codeAtEnd.commit} + ${codeAtEnd.uncommitted.join(', ')}`,
@@ -1386,6 +1394,10 @@ async function main(): Promise<number> {
         ` ${p.busyPercent}% of ${p.samples} samples); top self time, % of busy samples:`,
     );
     for (const f of p.topSelf) console.log(`  ${pad(`${f.percentOfBusy}%`, 6, true)}  ${f.name}`);
+    console.log(
+      '  (V8 samples by signal: a native write that wakes its peer, wrk or the container, often ends with the' +
+        ' proxy preempted, and the wait for a CPU is counted to the write; compare with the sys share of CPU above)',
+    );
     console.log('  by package / module:');
     console.log(`    ${p.byCategory.map((f) => `${f.name} ${f.percentOfBusy}%`).join(', ')}`);
   }

@@ -343,7 +343,7 @@ describe('createContainerWatcher: container events', () => {
     expect(summary(watcher.lookup('s1'))).toEqual({ id: A, state: 'exited', running: false });
   });
 
-  it('start: one inspect, then started once; a replayed start of the same running container is not announced again', async () => {
+  it('start: one inspect, then started; every live start event is a real start and is announced', async () => {
     const { engine, watcher, seen } = await connected();
     engine.send(containerEvent('start', 's1', A));
     await vi.waitFor(() => expect(engine.inspects).toHaveLength(1));
@@ -356,7 +356,12 @@ describe('createContainerWatcher: container events', () => {
     await vi.waitFor(() => expect(engine.inspects).toHaveLength(2));
     engine.answerInspect('s1', inspectDoc('s1', A));
     await settle();
-    expect(seen).toEqual([['started', 's1', A]]);
+    // Docker sends start only when a container starts; an inspect between its die and this event may
+    // already have seen it running under the same id, so the event itself decides.
+    expect(seen).toEqual([
+      ['started', 's1', A],
+      ['started', 's1', A],
+    ]);
   });
 
   it('docker restart (die ... start, restart): announced again, one inspect per event, the last answer wins', async () => {
@@ -625,7 +630,11 @@ describe('createContainerWatcher: refresh', () => {
     await vi.waitFor(() => expect(engine.inspects).toHaveLength(2));
     engine.answerInspect('s1', inspectDoc('s1', A, 'bridge', { 'sandbox.preview.port': '3000' }));
     await settle();
-    expect(seen).toEqual([['started', 's1', A]]);
+    // Announced by the refresh and again by the start event: registering the same port twice is harmless.
+    expect(seen).toEqual([
+      ['started', 's1', A],
+      ['started', 's1', A],
+    ]);
   });
 });
 

@@ -103,7 +103,11 @@ export function createContainerWatcher(options: ContainerWatcherOptions = {}): C
     emit((l) => l.started?.(sessionId, after.container));
   };
 
-  async function inspect(sessionId: string, announce: boolean): Promise<CachedContainer> {
+  // 'always' for a start or restart event: the event itself says the container started, even when an
+  // earlier inspect (after its die, say) already saw it running again under the same id.
+  type Announce = 'never' | 'if-new' | 'always';
+
+  async function inspect(sessionId: string, announce: Announce): Promise<CachedContainer> {
     const readClock = cache.clock();
     let entry: CachedContainer;
     try {
@@ -117,27 +121,28 @@ export function createContainerWatcher(options: ContainerWatcherOptions = {}): C
     }
     const before = cache.get(sessionId);
     if (!cache.store(sessionId, entry, readClock)) return cache.get(sessionId) ?? entry;
-    if (announce) announceIfStarted(sessionId, before, entry);
+    if (announce === 'always') announceIfStarted(sessionId, undefined, entry);
+    else if (announce === 'if-new') announceIfStarted(sessionId, before, entry);
     return entry;
   }
 
-  const refreshQuietly = (sessionId: string, announce: boolean) => {
+  const refreshQuietly = (sessionId: string, announce: Announce) => {
     inspect(sessionId, announce).catch((error: unknown) => log('inspect after a Docker event failed', error));
   };
 
-  function onEvent(event: SessionEvent): void {
+  function onEvent(event: SessionEvent, replayed: boolean): void {
     if (event.kind === 'network') {
       const sessionId = cache.sessionOfContainer(event.containerId);
       if (sessionId === undefined) return;
       cache.touch(sessionId);
-      refreshQuietly(sessionId, false);
+      refreshQuietly(sessionId, 'never');
       return;
     }
     const { sessionId, action } = event;
     cache.touch(sessionId);
     if (event.previousSessionId !== undefined) {
       cache.touch(event.previousSessionId);
-      refreshQuietly(event.previousSessionId, false);
+      refreshQuietly(event.previousSessionId, 'never');
     }
     const current = cache.get(sessionId);
     if (action === 'destroy') {
@@ -147,7 +152,7 @@ export function createContainerWatcher(options: ContainerWatcherOptions = {}): C
       cache.store(sessionId, { present: false, cause }, cache.clock());
       emit((l) => l.removed?.(sessionId));
       // Docker frees the name before it logs the destroy, so a new container may already hold it.
-      refreshQuietly(sessionId, true);
+      refreshQuietly(sessionId, 'if-new');
       return;
     }
     if ((action === 'die' || action === 'pause') && current?.present) {
@@ -155,7 +160,10 @@ export function createContainerWatcher(options: ContainerWatcherOptions = {}): C
       const container = { ...current.container, running: false };
       cache.store(sessionId, { present: true, container }, cache.clock());
     }
-    refreshQuietly(sessionId, action === 'start' || action === 'restart');
+    const started = action === 'start' || action === 'restart';
+    // A replayed start was announced when it first came; announcing it again would undo later API
+    // registrations.
+    refreshQuietly(sessionId, started ? (replayed ? 'if-new' : 'always') : 'never');
   }
 
   async function resync(): Promise<void> {
@@ -189,9 +197,9 @@ export function createContainerWatcher(options: ContainerWatcherOptions = {}): C
         events,
         reconnectDelayMs,
         log,
-        onMessage(message) {
+        onMessage(message, replayed) {
           const event = classifySessionEvent(message);
-          if (event) onEvent(event);
+          if (event) onEvent(event, replayed);
         },
         onSubscribed: resync,
         onConnected() {
@@ -222,7 +230,7 @@ export function createContainerWatcher(options: ContainerWatcherOptions = {}): C
       let pending = inflight.get(sessionId);
       if (!pending) {
         // Announces too: a request may inspect a just-started container before its start event does.
-        pending = inspect(sessionId, true).finally(() => inflight.delete(sessionId));
+        pending = inspect(sessionId, 'if-new').finally(() => inflight.delete(sessionId));
         inflight.set(sessionId, pending);
       }
       return pending;

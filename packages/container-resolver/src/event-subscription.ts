@@ -12,7 +12,8 @@ type DestroyableStream = NodeJS.ReadableStream & { destroy?: (error?: Error) => 
 /** Options of {@link subscribeDockerEvents}. */
 export interface DockerEventSubscriptionOptions {
   events: Pick<Docker, 'getEvents'>;
-  onMessage(message: DockerEventMessage): void;
+  /** `replayed`: the event was seen before the stream dropped and came again through `since`. */
+  onMessage(message: DockerEventMessage, replayed: boolean): void;
   /** Runs after each (re)subscription, before it counts as connected: the place to resync state. */
   onSubscribed(): Promise<void>;
   onConnected(): void;
@@ -54,6 +55,8 @@ export function subscribeDockerEvents(options: DockerEventSubscriptionOptions): 
   let wake: (() => void) | undefined;
 
   const follow = (source: DestroyableStream) => {
+    // `since` is inclusive: events up to the last one seen before this subscription come again.
+    const resumedFrom = since;
     const decode = createJsonLineDecoder((line) => log('unparsable Docker event', line));
     // Reads may split a multi-byte character; the decoder keeps the partial bytes for the next read.
     const text = new StringDecoder('utf8');
@@ -61,9 +64,14 @@ export function subscribeDockerEvents(options: DockerEventSubscriptionOptions): 
       for (const message of decode(
         typeof chunk === 'string' ? chunk : text.write(chunk),
       ) as DockerEventMessage[]) {
-        if (typeof message.timeNano === 'number') since = message.timeNano / 1e9;
-        else if (typeof message.time === 'number') since = message.time;
-        onMessage(message);
+        const at =
+          typeof message.timeNano === 'number'
+            ? message.timeNano / 1e9
+            : typeof message.time === 'number'
+              ? message.time
+              : undefined;
+        if (at !== undefined) since = at;
+        onMessage(message, resumedFrom !== undefined && at !== undefined && at <= resumedFrom);
       }
     });
   };
