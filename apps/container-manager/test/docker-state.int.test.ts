@@ -53,7 +53,8 @@ const until = (sessionId: string, done: (reply: Reply) => boolean, timeoutMs = 2
 
 beforeAll(async () => {
   relay = await startDockerRelay();
-  manager = await startManager({ DOCKER_HOST: relay.dockerHost });
+  // The periodic resync (one list call) is pushed out of the test's way; the event stream does the work.
+  manager = await startManager({ DOCKER_HOST: relay.dockerHost, DOCKER_RECONCILE_INTERVAL_MS: '600000' });
 });
 
 afterAll(async () => {
@@ -75,7 +76,9 @@ describe('the hot path', () => {
       );
       for (const reply of replies) expect(reply.status).toBe(200);
     }
-    expect(relay.count(isInspectRequest)).toBe(0);
+    // Other test files start containers on the same engine at the same time, and their events make the
+    // watcher inspect *those*; what matters is that no request to this session cost a call.
+    expect(relay.count((r) => isInspectRequest(r) && r.path.includes(box.name))).toBe(0);
     expect(relay.count(isListRequest)).toBe(0);
   });
 
