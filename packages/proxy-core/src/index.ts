@@ -3,6 +3,10 @@ export { hasMalformedPercentEncoding, type PreviewPath, splitPreviewPath } from 
 export { applyForwardedHeaders, type ForwardedContext, portOfHost } from './forwarded-headers.js';
 export { INTERNAL_KEY_HEADER, stripRequestHeaders, stripResponseHeaders } from './headers.js';
 export {
+  createUpstreamDispatcher,
+  type UpstreamDispatcherOptions,
+} from './http-forward.js';
+export {
   createPreviewProxy,
   type ForwardRequest,
   type PreviewProxy,

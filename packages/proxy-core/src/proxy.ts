@@ -1,12 +1,13 @@
-import type { Agent, ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
+import type { Agent, IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { previewErrors } from '@sandbox/error-contract';
 import { createProxyMiddleware, type Plugin } from 'http-proxy-middleware';
+import type { Dispatcher } from 'undici';
 import { createUpstreamAgent, type UpstreamAgentOptions } from './agent.js';
 import { applyForwardedHeaders } from './forwarded-headers.js';
-import { stripRequestHeaders, stripResponseHeaders } from './headers.js';
-import { rewriteResponseHeaders } from './response-rewrite.js';
+import { stripRequestHeaders } from './headers.js';
+import { createUpstreamDispatcher, forwardHttp } from './http-forward.js';
 import { createTrustedProxyMatcher } from './trusted-proxies.js';
 import { isUpstreamConnectFailure } from './upstream-errors.js';
 
@@ -30,7 +31,12 @@ export type ProxyNext = (error?: unknown) => void;
 
 /** Options of {@link createPreviewProxy}. */
 export interface PreviewProxyOptions extends UpstreamAgentOptions {
-  /** The upstream agent; by default a pooled keep-alive agent built from the other options. */
+  /**
+   * The undici dispatcher HTTP requests go through; by default pooled keep-alive connections per
+   * container built from the other options.
+   */
+  dispatcher?: Dispatcher;
+  /** The `node:http` agent WebSocket upgrades go through; by default one built from the other options. */
   agent?: Agent;
   /**
    * Addresses and CIDRs of proxies in front of this one whose `X-Forwarded-*` headers are believed.
@@ -74,65 +80,20 @@ function pendingOf(req: IncomingMessage): PendingForward | undefined {
   return (req as ProxiedRequest)[kForward];
 }
 
-function abortUpstreamWhenClientLeaves(proxyReq: ClientRequest, res: ServerResponse): void {
-  if (res.destroyed) {
-    proxyReq.destroy();
-    return;
-  }
-  res.once('close', () => {
-    if (!res.writableFinished) proxyReq.destroy();
-  });
-}
-
-function onUpstreamResponse(proxyRes: IncomingMessage, req: IncomingMessage, res: ServerResponse): void {
-  stripResponseHeaders(proxyRes.headers);
-  // Root-relative redirects and cookie paths of the app must stay under its preview prefix.
-  const prefix = pendingOf(req)?.prefix;
-  if (prefix !== undefined) rewriteResponseHeaders(proxyRes.headers, prefix);
-  // http-proxy would otherwise echo the client's (already stripped) Connection header or force keep-alive.
-  const keepAlive = (res as ServerResponse & { shouldKeepAlive?: boolean }).shouldKeepAlive !== false;
-  proxyRes.headers.connection = keepAlive ? 'keep-alive' : 'close';
-  // A container that drops the connection mid-body must not leave the client waiting on a response that
-  // will never end: cut the client's connection too, so it sees the truncation.
-  proxyRes.once('close', () => {
-    if (!proxyRes.complete) res.destroy();
-  });
-  proxyRes.on('error', () => res.destroy());
-}
-
-function onProxyError(error: Error, req: IncomingMessage, res: ServerResponse | Duplex): void {
+// Upgrades only (plain HTTP goes through undici): an HTTP error can still be written on the client's
+// socket as long as the container has not answered.
+function onProxyError(error: Error, req: IncomingMessage, socket: ServerResponse | Duplex): void {
   const pending = pendingOf(req);
-  if (!('writeHead' in res)) {
-    // An upgrade: an HTTP error can still be written as long as the container has not answered.
-    if (pending && !pending.answered && !res.destroyed) {
-      pending.next(isUpstreamConnectFailure(error) ? previewErrors.upstreamConnectFailed(error) : error);
-    } else {
-      res.destroy();
-    }
-    return;
+  if (pending && !pending.answered && !socket.destroyed) {
+    pending.next(isUpstreamConnectFailure(error) ? previewErrors.upstreamConnectFailed(error) : error);
+  } else {
+    socket.destroy();
   }
-  // Once bytes of the container's response went out, a second (error) response cannot follow.
-  if (res.headersSent || req.socket.destroyed || !pending) {
-    res.destroy();
-    return;
-  }
-  pending.next(isUpstreamConnectFailure(error) ? previewErrors.upstreamConnectFailed(error) : error);
 }
 
 // Installed instead of http-proxy-middleware's default plugins, whose logger writes synchronously per
 // request and whose error responder answers plain text with 504/500.
 const previewProxyPlugin: Plugin = (proxyServer) => {
-  // http-proxy's deleteLength pass turns a chunked DELETE/OPTIONS body into `Content-Length: 0` and
-  // drops it; a proxy must forward the body it was sent.
-  const server = proxyServer as unknown as { webPasses: Array<{ name: string }> };
-  server.webPasses = server.webPasses.filter((pass) => pass.name !== 'deleteLength');
-
-  proxyServer.on('proxyReq', (proxyReq, req, res) => {
-    const pending = pendingOf(req);
-    // http-proxy joins paths with a slash-collapsing urlJoin; the request line must carry the exact bytes.
-    if (pending) proxyReq.path = pending.forwardPath;
-    abortUpstreamWhenClientLeaves(proxyReq, res);
-  });
   proxyServer.on('proxyReqWs', (proxyReq, req) => {
     const pending = pendingOf(req);
     if (!pending) return;
@@ -144,18 +105,26 @@ const previewProxyPlugin: Plugin = (proxyServer) => {
     proxyReq.once('upgrade', answered);
     proxyReq.once('response', answered);
   });
-  proxyServer.on('proxyRes', (proxyRes, req, res) => onUpstreamResponse(proxyRes, req, res));
   proxyServer.on('error', onProxyError);
 };
 
 /** Creates the one proxy instance both routes share. */
 export function createPreviewProxy({
   agent,
+  dispatcher,
   trustedProxies = [],
   preserveHost = true,
   ...agentOptions
 }: PreviewProxyOptions = {}): PreviewProxy {
   const isTrustedProxy = createTrustedProxyMatcher(trustedProxies);
+  const { connectTimeoutMs, maxSockets, idleTimeoutMs } = agentOptions;
+  const http =
+    dispatcher ??
+    createUpstreamDispatcher({
+      ...(connectTimeoutMs === undefined ? {} : { connectTimeoutMs }),
+      ...(maxSockets === undefined ? {} : { maxSockets }),
+      ...(idleTimeoutMs === undefined ? {} : { idleTimeoutMs }),
+    });
   const middleware = createProxyMiddleware<IncomingMessage, ServerResponse>({
     router: (req) => pendingOf(req)?.target,
     agent: agent ?? createUpstreamAgent(agentOptions),
@@ -168,11 +137,7 @@ export function createPreviewProxy({
     plugins: [previewProxyPlugin],
   });
 
-  const prepare = (
-    req: IncomingMessage,
-    { target, forwardPath, prefix }: ForwardRequest,
-    next: ProxyNext,
-  ) => {
+  const setForwardedHeaders = (req: IncomingMessage, { target, prefix }: ForwardRequest) => {
     const { remoteAddress } = req.socket;
     applyForwardedHeaders(req.headers, {
       remoteAddress,
@@ -182,6 +147,11 @@ export function createPreviewProxy({
       target,
       preserveHost,
     });
+  };
+
+  const prepareUpgrade = (req: IncomingMessage, request: ForwardRequest, next: ProxyNext) => {
+    const { target, forwardPath, prefix } = request;
+    setForwardedHeaders(req, request);
     req.url = forwardPath;
     (req as ProxiedRequest)[kForward] = {
       target: { protocol: 'http:', host: target.host, port: String(target.port) },
@@ -194,8 +164,14 @@ export function createPreviewProxy({
   return {
     forward(req, res, request, next) {
       stripRequestHeaders(req.headers);
-      prepare(req, request, next);
-      void middleware(req, res, next);
+      setForwardedHeaders(req, request);
+      const { host, port } = request.target;
+      forwardHttp(http, req, res, {
+        origin: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
+        forwardPath: request.forwardPath,
+        prefix: request.prefix,
+        next,
+      });
     },
     forwardUpgrade(req, socket, head, request, next) {
       const upgrade = req.headers.upgrade;
@@ -203,7 +179,7 @@ export function createPreviewProxy({
       // The upgrade itself is the one hop-by-hop exchange that must reach the container.
       req.headers.connection = 'Upgrade';
       if (upgrade !== undefined) req.headers.upgrade = upgrade;
-      prepare(req, request, next);
+      prepareUpgrade(req, request, next);
       middleware.upgrade(req, socket as Socket, head);
     },
   };

@@ -11,6 +11,8 @@ const CONNECT_FAILURE_CODES = new Set([
   'ENOTFOUND',
   'EAI_AGAIN',
   'UND_ERR_CONNECT_TIMEOUT',
+  // undici: the container closed the connection before its response was complete ("other side closed").
+  'UND_ERR_SOCKET',
 ]);
 
 /** Whether an error of the upstream request means the preview server could not be reached or dropped us. */

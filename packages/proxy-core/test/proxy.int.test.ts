@@ -191,7 +191,8 @@ describe('headers', () => {
       path: '/p/s1/__fixture/respond?status=200&header=Connection:x-private&header=X-Private:1&header=Keep-Alive:timeout=99',
     });
     expect(res.headers['x-private']).toBeUndefined();
-    expect(res.headers['keep-alive']).toBeUndefined();
+    // This hop's own Keep-Alive (Node's server announces its timeout) is fine; the container's is not.
+    expect(res.headers['keep-alive'] ?? '').not.toContain('99');
   });
 
   it.each([200, 201, 204, 301, 304, 400, 404, 500, 503])('passes status %i through', async (status) => {

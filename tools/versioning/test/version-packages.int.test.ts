@@ -66,3 +66,15 @@ describe('changeset version', () => {
     );
   });
 });
+
+describe("the repository's pending changesets", () => {
+  it('all parse, so a release can be cut from main', async () => {
+    // A formatter that reflows the front matter (turning it into a heading) breaks `changeset version`
+    // at release time only; `status` reads every pending changeset the same way.
+    const { stdout } = await run(CHANGESET_BIN, ['status', '--verbose'], { cwd: ROOT });
+    for (const file of readdirSync(join(ROOT, '.changeset')).filter((name) => name.endsWith('.md'))) {
+      if (file === 'README.md') continue;
+      expect(stdout, file).toContain(file.replace(/\.md$/, ''));
+    }
+  });
+});

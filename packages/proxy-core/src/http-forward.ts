@@ -1,0 +1,215 @@
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import { PassThrough } from 'node:stream';
+import { previewErrors } from '@sandbox/error-contract';
+import { Agent, type Dispatcher } from 'undici';
+import { rewriteLocation, scopeSetCookiePath } from './response-rewrite.js';
+import { isUpstreamConnectFailure } from './upstream-errors.js';
+
+/** Options of {@link createUpstreamDispatcher}. */
+export interface UpstreamDispatcherOptions {
+  /** Give up on a TCP connect after this many ms (answered 502). Default 5000. */
+  connectTimeoutMs?: number;
+  /** Most concurrent connections per container ip:port. Default 256. */
+  maxSockets?: number;
+  /**
+   * Idle keep-alive connections are closed after this many ms. Default 4000: below Node's 5 s server
+   * keep-alive, so we close an idle connection before the container does and never send on a dying one.
+   */
+  idleTimeoutMs?: number;
+}
+
+/**
+ * The pooled keep-alive client for HTTP requests to containers: one undici pool per container ip:port,
+ * created on first use and dropped by undici once its connections are gone.
+ */
+export function createUpstreamDispatcher({
+  connectTimeoutMs = 5000,
+  maxSockets = 256,
+  idleTimeoutMs = 4000,
+}: UpstreamDispatcherOptions = {}): Dispatcher {
+  return new Agent({
+    connections: maxSockets,
+    pipelining: 1,
+    keepAliveTimeout: idleTimeoutMs,
+    // Never keep a connection longer than we would on our own, whatever the container's Keep-Alive says.
+    keepAliveMaxTimeout: idleTimeoutMs,
+    connect: { timeout: connectTimeoutMs },
+    // A preview may stream (SSE, long polls, slow builds) for as long as it likes; waiting is bounded by
+    // the client, which can leave at any time (that aborts the upstream request).
+    headersTimeout: 0,
+    bodyTimeout: 0,
+  });
+}
+
+/** What one forwarded HTTP request needs besides the request and response. */
+export interface HttpForward {
+  origin: string;
+  forwardPath: string;
+  prefix: string;
+  next: (error?: unknown) => void;
+}
+
+function requestHasBody(headers: IncomingHttpHeaders): boolean {
+  if (headers['transfer-encoding'] !== undefined) return true;
+  const length = headers['content-length'];
+  return length !== undefined && length !== '0';
+}
+
+// Response fields that belong to the container's connection, not to the client's (RFC 9110 7.6.1), plus
+// Transfer-Encoding: Node frames the body for its own client (chunked, or by the container's length).
+const HOP_BY_HOP_RESPONSE = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'te',
+  'trailer',
+  'upgrade',
+  'transfer-encoding',
+]);
+
+/**
+ * The container's response header fields as the client receives them, as a flat `[name, value, ...]` list
+ * in the container's order and spelling (the form `writeHead` takes without copying): hop-by-hop fields and
+ * those its `Connection` names dropped, `Location` and `Set-Cookie` kept under the route prefix.
+ */
+export function forwardableResponseHeaders(raw: ReadonlyArray<Buffer | string>, prefix: string): string[] {
+  const out: string[] = [];
+  let connection: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    // latin1 maps bytes to chars one to one, so a value's non-ASCII bytes leave exactly as they came.
+    const name = latin1(raw[i]);
+    const lower = name.toLowerCase();
+    let value = latin1(raw[i + 1]);
+    if (HOP_BY_HOP_RESPONSE.has(lower)) {
+      if (lower === 'connection') connection = connection === undefined ? value : `${connection},${value}`;
+      continue;
+    }
+    if (lower === 'location') value = rewriteLocation(value, prefix);
+    else if (lower === 'set-cookie') value = scopeSetCookiePath(value, prefix);
+    out.push(name, value);
+  }
+  // Usually just `keep-alive`, already dropped; anything else it names is dropped in a second pass.
+  const named = connection
+    ?.split(',')
+    .map((token) => token.trim().toLowerCase())
+    .filter((token) => token !== '' && !HOP_BY_HOP_RESPONSE.has(token));
+  if (named === undefined || named.length === 0) return out;
+  const kept: string[] = [];
+  for (let i = 0; i < out.length; i += 2) {
+    const name = out[i] as string;
+    if (!named.includes(name.toLowerCase())) kept.push(name, out[i + 1] as string);
+  }
+  return kept;
+}
+
+function latin1(field: Buffer | string | undefined): string {
+  if (field === undefined) return '';
+  return typeof field === 'string' ? field : field.toString('latin1');
+}
+
+/**
+ * Streams the container's response to the client. A class rather than closures: one object per request,
+ * its methods shared, on the path every request takes. It implements undici's native handler interface
+ * (typed deprecated in favour of a wrapper that would parse every header into an object first, which
+ * this proxy would only turn back into a list).
+ */
+class ForwardHandler {
+  private abortUpstream: ((reason?: Error) => void) | undefined;
+  resumeUpstream: (() => void) | undefined;
+
+  constructor(
+    private readonly req: IncomingMessage,
+    private readonly res: ServerResponse,
+    private readonly forward: HttpForward,
+  ) {}
+
+  onConnect(abort: (reason?: Error) => void): void {
+    this.abortUpstream = abort;
+    // The client may have left while undici waited for a connection: spend none on no one.
+    if (this.res.destroyed) abort(new Error('client closed the connection'));
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+    this.resumeUpstream = resume;
+    const headers = forwardableResponseHeaders(rawHeaders, this.forward.prefix);
+    if (statusText) this.res.writeHead(statusCode, statusText, headers);
+    else this.res.writeHead(statusCode, headers);
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.res.write(chunk)) return true;
+    this.res.once('drain', resumeOnDrain);
+    return false;
+  }
+
+  onComplete(): void {
+    this.res.end();
+  }
+
+  /** The client left (or its connection broke) before the response was done: stop the upstream request. */
+  onClientClose(): void {
+    if (!this.res.writableFinished) this.abortUpstream?.(new Error('client closed the connection'));
+  }
+
+  onError(error: Error): void {
+    const { res, req } = this;
+    // Once bytes of the container's response went out, a second (error) response cannot follow: cut the
+    // client's connection so it sees the truncation instead of waiting for an end that will not come.
+    if (res.headersSent || res.destroyed || req.socket === null || req.socket.destroyed) {
+      res.destroy();
+      return;
+    }
+    this.forward.next(isUpstreamConnectFailure(error) ? previewErrors.upstreamConnectFailed(error) : error);
+  }
+}
+
+// Listeners shared by every response (an emitter calls them with itself as `this`): nothing is allocated
+// per request to wire a response to its handler.
+const kHandler = Symbol('preview.forwardHandler');
+type HandledResponse = ServerResponse & { [kHandler]?: ForwardHandler };
+
+function resumeOnDrain(this: HandledResponse): void {
+  this[kHandler]?.resumeUpstream?.();
+}
+
+function abortOnClientClose(this: HandledResponse): void {
+  this[kHandler]?.onClientClose();
+}
+
+/**
+ * Forwards one HTTP request (its headers already prepared) through `dispatcher`. Hop-by-hop framing is
+ * undici's: it rejects the fields it owns, so those go here; the body is handed over through its own
+ * stream because undici destroys the body it was given when the container cannot be reached, and that
+ * must not take the client's socket (which still has to carry the 502) with it.
+ */
+export function forwardHttp(
+  dispatcher: Dispatcher,
+  req: IncomingMessage,
+  res: ServerResponse,
+  forward: HttpForward,
+): void {
+  const { headers } = req;
+  const hasBody = requestHasBody(headers);
+  // undici frames the body it is given (and refuses the field); Node already de-chunked it.
+  if (headers['transfer-encoding'] !== undefined) delete headers['transfer-encoding'];
+  let body: PassThrough | null = null;
+  if (hasBody) {
+    body = new PassThrough();
+    req.pipe(body);
+  }
+  const handler = new ForwardHandler(req, res, forward);
+  (res as HandledResponse)[kHandler] = handler;
+  res.once('close', abortOnClientClose);
+  dispatcher.dispatch(
+    {
+      origin: forward.origin,
+      path: forward.forwardPath,
+      method: req.method ?? 'GET',
+      headers,
+      body,
+    },
+    handler as unknown as Dispatcher.DispatchHandler,
+  );
+}
