@@ -1,8 +1,11 @@
+export { createRedisPreviewState, type RedisPreviewStateOptions } from './redis-state.js';
+export { ReadOnlyRegistryError } from './redis-state-reader.js';
 export {
   createInMemoryRegistry,
   type InMemoryRegistryOptions,
   type PreviewRegistration,
   type PreviewRegistry,
+  withPortRegistered,
 } from './registry.js';
 export {
   isValidSessionId,
@@ -11,3 +14,12 @@ export {
   SESSION_ID_PATTERN,
   sessionIdSchema,
 } from './schemas.js';
+export type {
+  EngineState,
+  PreviewStatePublisher,
+  PreviewStateView,
+  SessionContainerState,
+  SharedPreviewState,
+  SharedStateConnection,
+  SharedStateListener,
+} from './shared-state.js';

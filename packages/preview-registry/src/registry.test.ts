@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createInMemoryRegistry } from './registry.js';
+import { createInMemoryRegistry, withPortRegistered } from './registry.js';
 import { isValidSessionId, previewPortSchema } from './schemas.js';
 
 describe('createInMemoryRegistry', () => {
@@ -21,10 +21,62 @@ describe('createInMemoryRegistry', () => {
     expect(await registry.lookup('y')).toBe(6000);
   });
 
+  it('keeps several ports per session in registration order, the last one active', async () => {
+    const registry = createInMemoryRegistry();
+    await registry.register('a', 3000);
+    await registry.register('a', 4000);
+    expect(await registry.lookup('a')).toBe(4000);
+    expect(await registry.ports('a')).toEqual([3000, 4000]);
+    // Registering a known port again moves it to the end: it becomes the active one.
+    await registry.register('a', 3000);
+    expect(await registry.ports('a')).toEqual([4000, 3000]);
+    expect(await registry.lookup('a')).toBe(3000);
+  });
+
+  it('unregisters one port; the most recent remaining one becomes active', async () => {
+    const registry = createInMemoryRegistry({
+      initial: [
+        { sessionId: 'a', port: 3000 },
+        { sessionId: 'a', port: 4000 },
+        { sessionId: 'a', port: 5000 },
+      ],
+    });
+    expect(await registry.unregisterPort('a', 5000)).toBe(true);
+    expect(await registry.lookup('a')).toBe(4000);
+    expect(await registry.unregisterPort('a', 3000)).toBe(true);
+    expect(await registry.ports('a')).toEqual([4000]);
+    expect(await registry.unregisterPort('a', 3000)).toBe(false);
+    expect(await registry.unregisterPort('b', 3000)).toBe(false);
+    expect(await registry.unregisterPort('a', 4000)).toBe(true);
+    expect(await registry.lookup('a')).toBeUndefined();
+    expect(await registry.ports('a')).toEqual([]);
+    expect(await registry.unregister('a')).toBe(false);
+  });
+
+  it('hands out copies of the ports, never its own array', async () => {
+    const registry = createInMemoryRegistry();
+    await registry.register('a', 3000);
+    (await registry.ports('a')).push(9999);
+    expect(await registry.ports('a')).toEqual([3000]);
+  });
+
   it('does not confuse prototype keys with sessions', async () => {
     const registry = createInMemoryRegistry();
     expect(await registry.lookup('constructor')).toBeUndefined();
     expect(await registry.lookup('__proto__')).toBeUndefined();
+  });
+});
+
+describe('withPortRegistered', () => {
+  it.each([
+    [[], 3000, [3000]],
+    [[3000], 4000, [3000, 4000]],
+    [[3000, 4000], 3000, [4000, 3000]],
+    [[3000, 4000], 4000, [3000, 4000]],
+  ])('%j + %i -> %j', (ports, port, expected) => {
+    const before = [...ports];
+    expect(withPortRegistered(ports, port)).toEqual(expected);
+    expect(ports).toEqual(before);
   });
 });
 
