@@ -15,8 +15,10 @@
 //    request each, then idle), ours and nginx. First, while the proxies are fresh.
 // 2. With --profile: a CPU profile (--cpu-prof) of a second container-manager under the tiny c32 load; the
 //    top self-time functions of the samples taken during the load.
-// 3. Load: wrk -t1 -c<n> -d5s --latency against direct (container ip:3000), nginx and ours
-//    (/previews/<id>/...), in alternating rounds (direct, nginx, ours, direct, nginx, ours...) for each case:
+// 3. Load: wrk -t1 -c<n> -d5s --latency against direct (container ip:3000), nginx, ours and edge
+//    (/previews/<id>/...; edge: edge-proxy as `pnpm --filter @sandbox/edge-proxy start` runs it, reading a
+//    Redis that a second, idle container-manager publishes to), in alternating rounds (direct, nginx, ours,
+//    edge, direct...) for each case:
 //    a tiny response (23 B) at 32 and at 256 connections, a 64 KiB response, a 16 KiB POST. Prints medians of
 //    the rounds (req/s, p50, p99, the proxy's RSS and CPU, upstream connection churn) and the ratios
 //    ours/nginx and ours/direct. Before a run, waits (at most 65 s) while more than 5,000 sockets towards
@@ -53,6 +55,7 @@ import {
   ensureFixtureImages,
   removeCreatedContainers,
   type SessionContainer,
+  startRedisServer,
   startSessionContainer,
 } from '@sandbox/test-fixtures';
 
@@ -104,8 +107,9 @@ const POST_BYTES = 16 * 1024;
 const IDLE_CONNECTIONS = 1000;
 const IDLE_TRIALS = 3;
 
-type PathName = 'direct' | 'nginx' | 'ours';
-const PATHS: PathName[] = ['direct', 'nginx', 'ours'];
+type PathName = 'direct' | 'nginx' | 'ours' | 'edge';
+const PATHS: PathName[] = ['direct', 'nginx', 'ours', 'edge'];
+const EDGE_DIR = join(ROOT_DIR, 'apps/edge-proxy/');
 
 interface BenchCase {
   name: string;
@@ -458,14 +462,31 @@ interface Manager {
   output(): string;
 }
 
-async function startManager(extraNodeArgs: string[] = []): Promise<Manager> {
+async function startManager(
+  extraNodeArgs: string[] = [],
+  extraEnv: Record<string, string> = {},
+): Promise<Manager> {
+  return startApp(APP_DIR, 'container-manager', extraNodeArgs, { INTERNAL_SERVICE_KEY: KEY, ...extraEnv });
+}
+
+/** edge-proxy as `pnpm --filter @sandbox/edge-proxy start` runs it, reading from `redisUrl`. */
+function startEdge(redisUrl: string): Promise<Manager> {
+  return startApp(EDGE_DIR, 'edge-proxy', [], { REDIS_URL: redisUrl });
+}
+
+async function startApp(
+  appDir: string,
+  name: string,
+  extraNodeArgs: string[],
+  appEnv: Record<string, string>,
+): Promise<Manager> {
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? '',
     HOME: process.env.HOME ?? '/root',
-    INTERNAL_SERVICE_KEY: KEY,
     PORT: '0',
     HOST: '127.0.0.1',
     SHUTDOWN_GRACE_MS: '2000',
+    ...appEnv,
   };
   for (const name of ['DOCKER_HOST', 'DOCKER_TLS_VERIFY', 'DOCKER_CERT_PATH']) {
     const value = process.env[name];
@@ -475,14 +496,14 @@ async function startManager(extraNodeArgs: string[] = []): Promise<Manager> {
   // without the pnpm and tsx wrappers, so that the pid we read is the service's own. --manager bundle runs
   // the tsup bundle (pnpm build) instead.
   const entry = MANAGER_MODE === 'bundle' ? ['dist/main.js'] : ['--import', 'tsx', 'src/main.ts'];
-  if (MANAGER_MODE === 'bundle' && !existsSync(join(APP_DIR, 'dist/main.js')))
-    throw new Error('--manager bundle needs apps/container-manager/dist/main.js: run pnpm build first');
+  if (MANAGER_MODE === 'bundle' && !existsSync(join(appDir, 'dist/main.js')))
+    throw new Error(`--manager bundle needs ${name}/dist/main.js: run pnpm build first`);
   const nodeArgs = [...extraNodeArgs, ...entry];
   // The shell raises the open-files limit (256 connections need 512 and more), then execs node.
   const script = 'ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$@"';
   const child = track(
     spawn('bash', ['-c', script, 'bash', process.execPath, ...nodeArgs], {
-      cwd: APP_DIR,
+      cwd: appDir,
       env,
       stdio: ['ignore', 'pipe', 'pipe'],
     }),
@@ -495,8 +516,25 @@ async function startManager(extraNodeArgs: string[] = []): Promise<Manager> {
       return { child, pid: child.pid, url, command: `node ${nodeArgs.join(' ')}`, output };
     if (child.exitCode !== null || Date.now() > deadline) {
       await stopChild(child, 'SIGKILL');
-      throw new Error(`container-manager did not start:\n${output()}`);
+      throw new Error(`${name} did not start:\n${output()}`);
     }
+    await sleep(50);
+  }
+}
+
+/** Polls a URL until it answers 200: the edge serves a registration once the publisher's change reached it. */
+async function waitUntilServed(url: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const status = await fetch(url, { signal: AbortSignal.timeout(2000) }).then(
+      async (res) => {
+        await res.arrayBuffer();
+        return res.status;
+      },
+      () => 0,
+    );
+    if (status === 200) return;
+    if (Date.now() > deadline) throw new Error(`${url} still answers ${status} after 10 s`);
     await sleep(50);
   }
 }
@@ -1099,6 +1137,7 @@ function printTable(results: { case: BenchCase; paths: Record<PathName, PathSumm
 
 let manager: Manager | undefined;
 let nginx: Nginx | undefined;
+let stopRedis: (() => Promise<void>) | undefined;
 let cleanedUp: Promise<void> | undefined;
 
 function cleanup(): Promise<void> {
@@ -1109,6 +1148,7 @@ function cleanup(): Promise<void> {
       stops.push(stopChild(child, 'SIGTERM', 5000).catch(() => {}));
     }
     await Promise.all(stops);
+    await stopRedis?.().catch(() => {});
     await removeCreatedContainers().catch((error: unknown) =>
       console.error('could not remove the container:', error),
     );
@@ -1171,11 +1211,20 @@ async function main(): Promise<number> {
   };
   const box = boxes.ours;
   const prefixOf = (path: PathName) => `/previews/${boxes[path].sessionId}`;
-  [nginx, manager] = await Promise.all([
+  // The edge reads what a second container-manager (not measured, idle during the runs) publishes to a
+  // Redis of its own; `ours` stays container-manager as `pnpm start` runs it, on its in-memory default.
+  const redis = await startRedisServer();
+  stopRedis = () => redis.stop();
+  let publisher: Manager;
+  [nginx, manager, publisher] = await Promise.all([
     startNginx(tools.nginx, dir, `${ipOf('nginx')}:3000`, boxes.nginx.sessionId),
     startManager(),
+    startManager([], { REDIS_URL: redis.url }),
   ]);
+  const edge = await startEdge(redis.url);
   await register(manager, box);
+  await register(publisher, boxes.edge);
+  await waitUntilServed(`${edge.url}${prefixOf('edge')}/`);
   const ngx = nginx;
   // container-manager may be restarted after a crash (new pid, new port): always read the current one.
   const current = (): Manager => {
@@ -1185,11 +1234,12 @@ async function main(): Promise<number> {
   const baseOf = (path: PathName) =>
     path === 'direct'
       ? `http://${ipOf('direct')}:3000`
-      : `${path === 'nginx' ? ngx.url : current().url}${prefixOf(path)}`;
+      : `${path === 'nginx' ? ngx.url : path === 'edge' ? edge.url : current().url}${prefixOf(path)}`;
   const pidsOf: Record<PathName, (() => number[]) | undefined> = {
     direct: undefined,
     nginx: () => ngx.pids(),
     ours: () => [current().pid],
+    edge: () => [edge.pid],
   };
   const managerDead = () => {
     const child = manager?.child;
@@ -1222,7 +1272,7 @@ async function main(): Promise<number> {
     console.log(`${pad(path, 6)} -> session ${boxes[path].sessionId} at ${ipOf(path)}:3000 (fixture image)`);
   console.log(
     `nginx pid ${nginx.pid} at ${nginx.url} (keepalive ${NGINX_KEEPALIVE}); container-manager pid ${manager.pid}` +
-      ` at ${manager.url} (${manager.command})`,
+      ` at ${manager.url} (${manager.command}); edge-proxy pid ${edge.pid} at ${edge.url} (Redis ${redis.url})`,
   );
   for (const c of CASES) for (const path of PATHS) await checkPath(baseOf(path), c, path);
 
@@ -1271,8 +1321,8 @@ async function main(): Promise<number> {
       if (path === 'ours') await survive(`${c.name} warm-up`, () => runWrk(urlOf(path), c, WARMUP_S));
       else await runWrk(urlOf(path), c, WARMUP_S);
     }
-    const runs: Record<PathName, RunResult[]> = { direct: [], nginx: [], ours: [] };
-    const lost: Record<PathName, number> = { direct: 0, nginx: 0, ours: 0 };
+    const runs: Record<PathName, RunResult[]> = { direct: [], nginx: [], ours: [], edge: [] };
+    const lost: Record<PathName, number> = { direct: 0, nginx: 0, ours: 0, edge: 0 };
     for (let r = 0; r < ROUNDS; r++) {
       for (const path of PATHS) {
         await sleep(300);
@@ -1311,10 +1361,10 @@ async function main(): Promise<number> {
       durationSeconds: DURATION_S,
       warmupSeconds: WARMUP_S,
       wrk: `wrk -t1 -c<connections> -d${DURATION_S}s --latency --timeout 5s`,
-      order: 'alternating rounds: direct, nginx, ours, direct, nginx, ours, ...',
+      order: 'alternating rounds: direct, nginx, ours, edge, direct, nginx, ours, edge, ...',
       ratios: 'median over rounds of (path req/s) / (nginx or direct req/s in the same round)',
       proxyRss:
-        'nginx: master + worker VmRSS; ours: the node process VmRSS; median over rounds of the value at the end of a run',
+        'nginx: master + worker VmRSS; ours, edge: the node process VmRSS; median over rounds of the value at the end of a run',
       manager: { mode: MANAGER_MODE, command: manager.command },
       nginxConfig: nginx.config,
       tinyBody: TINY_BODY,

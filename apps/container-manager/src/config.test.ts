@@ -39,6 +39,9 @@ describe('loadConfig', () => {
     [{ INTERNAL_SERVICE_KEY: 'k', PORT: '70000' }, /PORT/],
     [{ INTERNAL_SERVICE_KEY: 'k', SHUTDOWN_GRACE_MS: '-1' }, /SHUTDOWN_GRACE_MS/],
     [{ INTERNAL_SERVICE_KEY: 'k', PRESERVE_HOST: 'yes' }, /PRESERVE_HOST must be true or false/],
+    [{ INTERNAL_SERVICE_KEY: 'k', PREVIEW_DOMAIN: 'not a domain' }, /PREVIEW_DOMAIN must be a domain name/],
+    [{ INTERNAL_SERVICE_KEY: 'k', PREVIEW_DOMAIN: '-x.test' }, /PREVIEW_DOMAIN/],
+    [{ INTERNAL_SERVICE_KEY: 'k', REDIS_URL: 'http://127.0.0.1:6379' }, /REDIS_URL must be a redis:\/\//],
   ])('refuses %j naming the variable', (env, message) => {
     expect(() => loadConfig(env)).toThrow(message);
   });
@@ -48,6 +51,16 @@ describe('loadConfig', () => {
       loadConfig({ INTERNAL_SERVICE_KEY: 'k', TRUSTED_PROXIES: ' 10.0.0.1, 192.168.0.0/16 ,' })
         .TRUSTED_PROXIES,
     ).toEqual(['10.0.0.1', '192.168.0.0/16']);
+  });
+
+  it('reads the preview domain (normalised) and the Redis URL', () => {
+    expect(
+      loadConfig({
+        INTERNAL_SERVICE_KEY: 'k',
+        PREVIEW_DOMAIN: ' Preview.Example.COM. ',
+        REDIS_URL: 'redis://127.0.0.1:6379/2',
+      }),
+    ).toMatchObject({ PREVIEW_DOMAIN: 'preview.example.com', REDIS_URL: 'redis://127.0.0.1:6379/2' });
   });
 
   it('treats an empty optional variable as unset', () => {

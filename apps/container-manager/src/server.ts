@@ -1,7 +1,4 @@
-import { once } from 'node:events';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import type { Duplex } from 'node:stream';
+import type { Server } from 'node:http';
 import {
   type ContainerResolver,
   type ContainerWatcher,
@@ -10,8 +7,11 @@ import {
   createInMemoryRegistry,
   createPreviewApp,
   createPreviewProxy,
+  createRedisPreviewState,
   createWatchingResolver,
   type PreviewRegistry,
+  publishContainerStates,
+  servePreviewApp,
   syncRegistryWithContainers,
 } from '@sandbox/preview-core';
 import type { ContainerManagerConfig } from './config.js';
@@ -48,15 +48,26 @@ function createWatcher(config: ContainerManagerConfig): ContainerWatcher {
   });
 }
 
+function createSharedState(url: string) {
+  return createRedisPreviewState({
+    url,
+    role: 'writer',
+    log: (message, details) => console.error(message, details ?? ''),
+  });
+}
+
 /** Builds the app from the configuration and listens. */
 export async function startContainerManager(
   config: ContainerManagerConfig,
   deps: ContainerManagerDeps = {},
 ): Promise<RunningContainerManager> {
   const watcher = deps.watcher ?? createWatcher(config);
-  const registry = deps.registry ?? createInMemoryRegistry();
+  // With REDIS_URL, registrations and container states are shared with edge-proxy processes.
+  const shared = config.REDIS_URL === undefined ? undefined : createSharedState(config.REDIS_URL);
+  const registry = deps.registry ?? shared?.registry ?? createInMemoryRegistry();
   const resolver = deps.resolver ?? createWatchingResolver(watcher);
   const unsync = syncRegistryWithContainers({ watcher, registry });
+  const unpublish = shared ? publishContainerStates({ watcher, state: shared }) : () => {};
   // An unreachable engine does not stop start-up: the watcher keeps reconnecting in the background.
   watcher.start();
   // An invalid TRUSTED_PROXIES entry throws here, stopping start-up with the entry named.
@@ -69,40 +80,23 @@ export async function startContainerManager(
     registry,
     resolver,
     proxy,
+    ...(config.PREVIEW_DOMAIN === undefined ? {} : { previewDomain: config.PREVIEW_DOMAIN }),
   });
-  const server = createServer(app.requestListener);
-  // Upgrades arrive on their own event, so a WebSocket can be the very first request of a connection.
-  server.on('upgrade', app.handleUpgrade);
-  // Node's closeAllConnections() does not see upgraded sockets; keep them to cut at the deadline.
-  const tunnels = new Set<Duplex>();
-  server.on('upgrade', (_req, socket: Duplex) => {
-    tunnels.add(socket);
-    socket.once('close', () => tunnels.delete(socket));
+  const served = await servePreviewApp(app, {
+    port: config.PORT,
+    host: config.HOST,
+    shutdownGraceMs: config.SHUTDOWN_GRACE_MS,
   });
-  server.listen(config.PORT, config.HOST);
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  const host = config.HOST === '0.0.0.0' ? '127.0.0.1' : config.HOST;
 
   return {
-    server,
-    url: `http://${host}:${port}`,
+    server: served.server,
+    url: served.url,
     async close() {
-      const closed = once(server, 'close');
-      server.close();
-      // Keep-alive connections become idle as their last response ends; sweep them as they do, so the
-      // process exits as soon as the in-flight work is done rather than at the end of the grace period.
-      server.closeIdleConnections();
-      const sweep = setInterval(() => server.closeIdleConnections(), 100);
-      const deadline = setTimeout(() => {
-        server.closeAllConnections();
-        for (const socket of tunnels) socket.destroy();
-      }, config.SHUTDOWN_GRACE_MS);
-      await closed;
-      clearInterval(sweep);
-      clearTimeout(deadline);
+      await served.close();
       unsync();
+      unpublish();
       await watcher.stop();
+      await shared?.close();
     },
   };
 }

@@ -369,8 +369,9 @@ describe('everything else', () => {
     ['GET', '/'],
     ['GET', '/nope'],
     ['GET', '/previews'],
-    ['GET', '/api/internal/sessions/x/previews'],
-    ['DELETE', '/api/internal/sessions/x/previews'],
+    ['PUT', '/api/internal/sessions/x/previews'],
+    ['GET', '/api/internal/sessions/x/previews/3000'],
+    ['POST', '/api/internal/sessions/x/previews/3000'],
   ])('%s %s answers a JSON 4xx', async (method, path) => {
     const headers = { 'x-internal-service-key': TEST_KEY };
     const reply = await send(manager.url, path, { method, headers });

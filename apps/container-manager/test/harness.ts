@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
-import { once } from 'node:events';
-import { request } from 'node:http';
 import type { ContainerResolver } from '@sandbox/preview-core';
+import { httpRequest, type Reply } from '@sandbox/test-fixtures';
 import { type ContainerManagerConfig, loadConfig } from '../src/config.js';
 import {
   type ContainerManagerDeps,
@@ -27,39 +26,15 @@ export function startManager(
   return startContainerManager(config, deps);
 }
 
-/** A response read whole. */
-export interface Reply {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: Buffer;
-  /** The body parsed as JSON (throws when it is not). */
-  json<T = Record<string, unknown>>(): T;
-}
+export type { Reply } from '@sandbox/test-fixtures';
 
 /** One HTTP request with Node's client: the path is sent exactly as given. */
-export async function send(
+export function send(
   baseUrl: string,
   path: string,
   options: { method?: string; headers?: Record<string, string>; body?: string | Buffer } = {},
 ): Promise<Reply> {
-  const headers = { ...options.headers };
-  // Node frames a DELETE/OPTIONS body by neither length nor chunks unless told: say the length.
-  if (options.body !== undefined && !headers['content-length']) {
-    headers['content-length'] = String(Buffer.byteLength(options.body));
-  }
-  const req = request(`${baseUrl}/`, { method: options.method ?? 'GET', headers });
-  req.path = path;
-  req.end(options.body);
-  const [res] = (await once(req, 'response')) as [import('node:http').IncomingMessage];
-  const chunks: Buffer[] = [];
-  for await (const chunk of res) chunks.push(chunk as Buffer);
-  const body = Buffer.concat(chunks);
-  return {
-    status: res.statusCode ?? 0,
-    headers: res.headers,
-    body,
-    json: <T>() => JSON.parse(body.toString('utf8')) as T,
-  };
+  return httpRequest(baseUrl, path, options);
 }
 
 /** `POST /api/internal/sessions/:id/previews` with the test key and a JSON body. */

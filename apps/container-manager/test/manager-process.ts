@@ -1,28 +1,18 @@
 // container-manager in a child process, so that its memory is its own: the test process (clients, hashing,
 // vitest) never shows up in the figures. The child runs the real entry point, as `pnpm start` does.
-import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { type AppProcess, startAppProcess } from '@sandbox/test-fixtures';
 import { TEST_KEY } from './harness.js';
 
 const APP_DIR = fileURLToPath(new URL('..', import.meta.url));
-const START_TIMEOUT_MS = 30_000;
-const STOP_TIMEOUT_MS = 5_000;
 
 /** A container-manager running in its own process. */
-export interface ManagerProcess {
-  readonly child: ChildProcess;
-  readonly pid: number;
-  /** `http://127.0.0.1:port` it listens on. */
-  readonly url: string;
-  /** stdout and stderr so far. */
-  output(): string;
+export interface ManagerProcess extends AppProcess {
   /** Its resident set size now, in bytes (VmRSS). */
   rss(): number;
-  /** SIGTERM, then SIGKILL when it has not exited after 5 s; resolves once it is gone. */
-  stop(): Promise<void>;
 }
 
 /** VmRSS of a process in bytes, read from /proc/<pid>/status. */
@@ -40,56 +30,11 @@ export async function startManagerProcess(env: Record<string, string> = {}): Pro
     const value = process.env[name];
     if (value !== undefined) passThrough[name] = value;
   }
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-    cwd: APP_DIR,
-    env: {
-      PATH: process.env.PATH ?? '',
-      HOME: process.env.HOME ?? '/root',
-      ...passThrough,
-      INTERNAL_SERVICE_KEY: TEST_KEY,
-      PORT: '0',
-      HOST: '127.0.0.1',
-      SHUTDOWN_GRACE_MS: '1000',
-      ...env,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const app = await startAppProcess({
+    appDir: APP_DIR,
+    env: { ...passThrough, INTERNAL_SERVICE_KEY: TEST_KEY, ...env },
   });
-  // A worker that dies without its afterAll must not leave the service running.
-  const killOnExit = () => child.kill('SIGKILL');
-  process.once('exit', killOnExit);
-  const exited = once(child, 'exit').then(() => process.off('exit', killOnExit));
-
-  let output = '';
-  const append = (chunk: Buffer) => {
-    output += chunk.toString();
-    // Enough to read the URL and any error; a long run must not grow this without bound.
-    if (output.length > 64 * 1024) output = output.slice(-32 * 1024);
-  };
-  child.stdout?.on('data', append);
-  child.stderr?.on('data', append);
-
-  const stop = async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
-    await exited;
-    clearTimeout(timer);
-  };
-
-  const deadline = Date.now() + START_TIMEOUT_MS;
-  for (;;) {
-    const match = /listening on (http:\/\/\S+)/.exec(output);
-    if (match?.[1] && child.pid !== undefined) {
-      const pid = child.pid;
-      const url = match[1];
-      return { child, pid, url, output: () => output, rss: () => readRss(pid), stop };
-    }
-    if (child.exitCode !== null || Date.now() > deadline) {
-      await stop();
-      throw new Error(`container-manager did not start:\n${output}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  return { ...app, rss: () => readRss(app.pid) };
 }
 
 /** What sampleRss saw between its start and stop(). */

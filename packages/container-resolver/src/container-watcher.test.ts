@@ -744,3 +744,38 @@ describe('createContainerWatcher: listeners', () => {
     expect(removed).not.toHaveBeenCalled();
   });
 });
+
+describe('createContainerWatcher: changed', () => {
+  it('reports every entry the cache stores, in order: list, event marks, inspects, destroy', async () => {
+    const { engine, watcher } = await connected([listEntry('s1', A)]);
+    const changes: Array<[string, unknown]> = [];
+    watcher.subscribe({ changed: (sessionId, entry) => changes.push([sessionId, summary(entry)]) });
+    engine.send(containerEvent('die', 's1', A));
+    await vi.waitFor(() => expect(engine.inspected()).toEqual(['sandbox-session-s1']));
+    engine.answerInspect('s1', inspectDoc('s1', A, 'exited'));
+    await settle();
+    engine.send(containerEvent('destroy', 's1', A));
+    await vi.waitFor(() => expect(engine.inspects).toHaveLength(2));
+    engine.inspects[1]?.reject(notFound('sandbox-session-s1'));
+    await settle();
+    expect(changes).toEqual([
+      ['s1', { id: A, state: 'running', running: false }],
+      ['s1', { id: A, state: 'exited', running: false }],
+      ['s1', { absent: 'No such container: sandbox-session-s1' }],
+      ['s1', { absent: 'No such container: sandbox-session-s1' }],
+    ]);
+  });
+
+  it('does not report an inspect answer that a newer event made stale', async () => {
+    const { engine, watcher } = await connected([listEntry('s1', A)]);
+    const changes: string[] = [];
+    watcher.subscribe({ changed: (sessionId) => changes.push(sessionId) });
+    engine.send(containerEvent('stop', 's1', A));
+    await vi.waitFor(() => expect(engine.inspects).toHaveLength(1));
+    engine.send(containerEvent('start', 's1', A));
+    await vi.waitFor(() => expect(engine.inspects).toHaveLength(2));
+    engine.inspects[0]?.resolve(inspectDoc('s1', A, 'exited'));
+    await settle();
+    expect(changes).toEqual([]);
+  });
+});

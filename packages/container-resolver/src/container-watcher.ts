@@ -16,6 +16,11 @@ export interface ContainerWatcherListener {
   removed?(sessionId: string): void;
   /** A session's container started (or was found running at a (re)sync). */
   started?(sessionId: string, container: ParsedContainer): void;
+  /**
+   * What is known of a session's container changed (state, address, presence): every entry the cache
+   * stores, in order. For mirroring the cache elsewhere (a shared store for edge processes).
+   */
+  changed?(sessionId: string, entry: CachedContainer): void;
   /** The event stream came up or went down; `error` says why it is down. */
   connection?(connected: boolean, error?: unknown): void;
 }
@@ -93,6 +98,12 @@ export function createContainerWatcher(options: ContainerWatcherOptions = {}): C
       emit((l) => l.connection?.(false, next.error));
   };
 
+  const store = (sessionId: string, entry: CachedContainer, readClock: number): boolean => {
+    if (!cache.store(sessionId, entry, readClock)) return false;
+    emit((l) => l.changed?.(sessionId, entry));
+    return true;
+  };
+
   const announceIfStarted = (
     sessionId: string,
     before: CachedContainer | undefined,
@@ -120,7 +131,7 @@ export function createContainerWatcher(options: ContainerWatcherOptions = {}): C
       entry = { present: false, cause: error };
     }
     const before = cache.get(sessionId);
-    if (!cache.store(sessionId, entry, readClock)) return cache.get(sessionId) ?? entry;
+    if (!store(sessionId, entry, readClock)) return cache.get(sessionId) ?? entry;
     if (announce === 'always') announceIfStarted(sessionId, undefined, entry);
     else if (announce === 'if-new') announceIfStarted(sessionId, before, entry);
     return entry;
@@ -149,7 +160,7 @@ export function createContainerWatcher(options: ContainerWatcherOptions = {}): C
       // An old container's late destroy must not wipe the new container that took the name.
       if (current?.present && current.container.id !== event.containerId) return;
       const cause = new Error(`No such container: ${CONTAINER_NAME_PREFIX}${sessionId}`);
-      cache.store(sessionId, { present: false, cause }, cache.clock());
+      store(sessionId, { present: false, cause }, cache.clock());
       emit((l) => l.removed?.(sessionId));
       // Docker frees the name before it logs the destroy, so a new container may already hold it.
       refreshQuietly(sessionId, 'if-new');
@@ -158,7 +169,7 @@ export function createContainerWatcher(options: ContainerWatcherOptions = {}): C
     if ((action === 'die' || action === 'pause') && current?.present) {
       // Mark it out of service at once; the inspect below fills in the details.
       const container = { ...current.container, running: false };
-      cache.store(sessionId, { present: true, container }, cache.clock());
+      store(sessionId, { present: true, container }, cache.clock());
     }
     const started = action === 'start' || action === 'restart';
     // A replayed start was announced when it first came; announcing it again would undo later API
@@ -180,12 +191,12 @@ export function createContainerWatcher(options: ContainerWatcherOptions = {}): C
       seen.add(sessionId);
       const before = cache.get(sessionId);
       const after: CachedContainer = { present: true, container };
-      if (cache.store(sessionId, after, readClock)) announceIfStarted(sessionId, before, after);
+      if (store(sessionId, after, readClock)) announceIfStarted(sessionId, before, after);
     }
     for (const sessionId of cache.presentSessions()) {
       if (seen.has(sessionId)) continue;
       const cause = new Error(`No such container: ${CONTAINER_NAME_PREFIX}${sessionId}`);
-      if (cache.store(sessionId, { present: false, cause }, readClock)) emit((l) => l.removed?.(sessionId));
+      if (store(sessionId, { present: false, cause }, readClock)) emit((l) => l.removed?.(sessionId));
     }
   }
 

@@ -20,6 +20,7 @@ export const PREVIEW_ERROR_CODES = [
   'MALFORMED_PATH',
   'ROUTE_NOT_FOUND',
   'UPGRADE_NOT_SUPPORTED',
+  'PORT_NOT_REGISTERED',
   'INTERNAL',
 ] as const;
 
@@ -43,6 +44,7 @@ export const ERROR_STATUS = {
   MALFORMED_PATH: 400,
   ROUTE_NOT_FOUND: 404,
   UPGRADE_NOT_SUPPORTED: 400,
+  PORT_NOT_REGISTERED: 404,
   INTERNAL: 500,
 } as const satisfies Record<PreviewErrorCode, number>;
 

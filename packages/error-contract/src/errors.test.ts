@@ -50,6 +50,7 @@ describe('new rows', () => {
     [previewErrors.malformedPath(), 400],
     [previewErrors.routeNotFound('GET', '/nope'), 404],
     [previewErrors.upgradeNotSupported(), 400],
+    [previewErrors.portNotRegistered('abc', 3000), 404],
   ])('%s has status %i and a known reason phrase', (error, status) => {
     const { body } = toErrorResponse(error);
     expect(body.statusCode).toBe(status);

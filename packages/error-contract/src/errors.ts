@@ -103,6 +103,9 @@ export const previewErrors = {
   /** 400: an `Upgrade` to anything but WebSocket, which the proxy cannot tunnel. */
   upgradeNotSupported: () =>
     new PreviewError('UPGRADE_NOT_SUPPORTED', 'Only WebSocket upgrades are supported'),
+  /** 404: removing a port the session does not have (the session may have others). */
+  portNotRegistered: (sessionId: string, port: number) =>
+    new PreviewError('PORT_NOT_REGISTERED', `Port ${port} is not registered for session ${sessionId}`),
   /** 500: anything unexpected; details go to the logs only. */
   internal: (cause?: unknown) =>
     new PreviewError('INTERNAL', 'Internal server error', cause === undefined ? {} : { cause }),

@@ -8,17 +8,31 @@ import {
 // (c) Swap in your own registry and resolver: here, previews served by fixed hosts instead of Docker,
 // with the registrations kept in a Map (a database or Redis would implement the same interface).
 export function createStaticPreviewApp(hosts: Record<string, string>, internalServiceKey: string) {
-  const ports = new Map<string, number>();
+  // Each session's ports in registration order; the last one is active (what the path routes use).
+  const sessions = new Map<string, number[]>();
+  const portsOf = (sessionId: string) => sessions.get(sessionId) ?? [];
   const registry: PreviewRegistry = {
     async register(sessionId, port) {
-      ports.set(sessionId, port);
+      sessions.set(sessionId, [...portsOf(sessionId).filter((p) => p !== port), port]);
       return { sessionId, port };
     },
     async lookup(sessionId) {
-      return ports.get(sessionId);
+      return portsOf(sessionId).at(-1);
+    },
+    async ports(sessionId) {
+      return portsOf(sessionId);
+    },
+    async unregisterPort(sessionId, port) {
+      const ports = portsOf(sessionId);
+      if (!ports.includes(port)) return false;
+      sessions.set(
+        sessionId,
+        ports.filter((p) => p !== port),
+      );
+      return true;
     },
     async unregister(sessionId) {
-      return ports.delete(sessionId);
+      return sessions.delete(sessionId);
     },
   };
   const resolver: ContainerResolver = {

@@ -23,14 +23,38 @@ export {
 } from '@sandbox/error-contract';
 export {
   createInMemoryRegistry,
+  createRedisPreviewState,
+  type EngineState,
   isValidSessionId,
   type PreviewRegistration,
   type PreviewRegistry,
+  type PreviewStatePublisher,
+  type PreviewStateView,
   previewPortSchema,
+  type RedisPreviewStateOptions,
+  type SessionContainerState,
+  type SharedPreviewState,
+  type SharedStateConnection,
+  type SharedStateListener,
   sessionIdSchema,
 } from '@sandbox/preview-registry';
 export { createPreviewProxy, createUpstreamAgent, type PreviewProxy } from '@sandbox/proxy-core';
 export { type RegistrySyncOptions, syncRegistryWithContainers } from './container-lifecycle.js';
+export {
+  ConfigError,
+  listenPortSchema,
+  parseEnvConfig,
+  sharedEnvShape,
+} from './env-config.js';
+export {
+  createHostRoute,
+  createHostUpgradeRoute,
+  type HostRouteOptions,
+  isHostRoutableSessionId,
+  matchPreviewHost,
+  normalizePreviewDomain,
+  type PreviewHostMatch,
+} from './host-route.js';
 export {
   createErrorHandler,
   type ErrorHandlerOptions,
@@ -59,7 +83,20 @@ export {
   type ProxyRouteOptions,
   type UpgradeRoute,
 } from './proxy-route.js';
-export { parseRegistrationBody, REGISTRATION_BODY_LIMIT_BYTES } from './registration.js';
+export { parsePortParam, parseRegistrationBody, REGISTRATION_BODY_LIMIT_BYTES } from './registration.js';
+export {
+  type RunningService,
+  runService,
+  type ServedPreviewApp,
+  type ServePreviewAppOptions,
+  servePreviewApp,
+} from './serve.js';
+export {
+  containerStateOf,
+  createSharedStateResolver,
+  type PublishContainerStatesOptions,
+  publishContainerStates,
+} from './shared-state.js';
 export {
   createPreviewTargetResolver,
   type PreviewTargetResolver,

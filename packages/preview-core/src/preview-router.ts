@@ -6,6 +6,7 @@ import { previewErrors } from '@sandbox/error-contract';
 import { createInMemoryRegistry, type PreviewRegistry } from '@sandbox/preview-registry';
 import { createPreviewProxy, type PreviewProxy } from '@sandbox/proxy-core';
 import express, { type Express, type Router } from 'express';
+import { createHostRoute, createHostUpgradeRoute } from './host-route.js';
 import {
   createErrorHandler,
   notFoundHandler,
@@ -38,6 +39,11 @@ export interface PreviewRouterOptions {
   publicProxy?: boolean;
   /** Mount the internal proxy `/internal-previews/proxy/:sessionId/*`. Default true. */
   internalProxy?: boolean;
+  /**
+   * Serve `{port}-{sessionId}.{previewDomain}` hosts: that registered port at the root path, no prefix,
+   * WebSockets included. Checked before the path routes. Default: no host routing.
+   */
+  previewDomain?: string;
   /** Route prefixes, without trailing slash. */
   prefixes?: Partial<typeof DEFAULT_PREFIXES>;
   /** Where unexpected (500) errors are reported. Default: stderr. */
@@ -80,6 +86,7 @@ export function createPreviewRouter(
     publicProxy = true,
     internalProxy = true,
     logUnexpected,
+    previewDomain,
   } = options;
   const prefixes = { ...DEFAULT_PREFIXES, ...options.prefixes };
   const targets = createPreviewTargetResolver({ registry, resolver });
@@ -88,7 +95,12 @@ export function createPreviewRouter(
   if (publicProxy) proxied.push(prefixes.public);
   if (internalProxy) proxied.push(prefixes.internal);
 
-  const proxyRoutes = proxied.map((prefix) => createProxyRoute({ prefix, targets, proxy }));
+  const hostRoute =
+    previewDomain === undefined ? [] : [createHostRoute({ domain: previewDomain, targets, proxy })];
+  const proxyRoutes = [
+    ...hostRoute,
+    ...proxied.map((prefix) => createProxyRoute({ prefix, targets, proxy })),
+  ];
   for (const route of proxyRoutes) router.use(route);
   const handleProxy: PreviewProxyHandler = (req, res, next) => {
     let index = 0;
@@ -107,7 +119,12 @@ export function createPreviewRouter(
     );
   }
 
-  const upgradeRoutes = proxied.map((prefix) => createUpgradeRoute({ prefix, targets, proxy }));
+  const upgradeRoutes = [
+    ...(previewDomain === undefined
+      ? []
+      : [createHostUpgradeRoute({ domain: previewDomain, targets, proxy })]),
+    ...proxied.map((prefix) => createUpgradeRoute({ prefix, targets, proxy })),
+  ];
   const handleUpgrade: PreviewUpgradeHandler = (req, socket, head) => {
     // Until the proxy takes the socket over, a client that vanishes must not crash the process.
     socket.on('error', () => socket.destroy());

@@ -36,9 +36,24 @@ export interface RegistrationRouterOptions {
   targets: PreviewTargetResolver;
 }
 
+function sessionIdParam(raw: string | string[] | undefined): string {
+  if (!isValidSessionId(raw)) throw previewErrors.invalidSessionId();
+  return raw;
+}
+
+/** A port in a path segment: digits only (no sign, no `0x`, no spaces), then the same range as a body's. */
+export function parsePortParam(raw: string): number | PreviewError {
+  if (!/^\d{1,5}$/.test(raw)) return previewErrors.invalidPort();
+  const parsed = previewPortSchema.safeParse(Number(raw));
+  return parsed.success ? parsed.data : previewErrors.invalidPort();
+}
+
 /**
- * `POST /api/internal/sessions/:id/previews`. Checks run in the contract's order: auth (mounted in front
- * of this router), body, then the container.
+ * The internal registration API, under `/api/internal` (auth mounted in front of this router):
+ * - `POST /sessions/:id/previews` adds a port and makes it the active one (the contract's checks, in
+ *   order: auth, body, then the container);
+ * - `GET /sessions/:id/previews` lists the ports (the last is active);
+ * - `DELETE /sessions/:id/previews/:port` removes one, `DELETE /sessions/:id/previews` all of them.
  */
 export function createRegistrationRouter({ registry, targets }: RegistrationRouterOptions): Router {
   const router = express.Router();
@@ -47,11 +62,33 @@ export function createRegistrationRouter({ registry, targets }: RegistrationRout
   router.post('/sessions/:id/previews', requireJsonContentType, parseJson, async (req, res) => {
     const port = parseRegistrationBody(req.body);
     if (typeof port !== 'number') throw port;
-    const sessionId = req.params.id;
-    if (!isValidSessionId(sessionId)) throw previewErrors.invalidSessionId();
+    const sessionId = sessionIdParam(req.params.id);
     await targets.assertContainerRunning(sessionId);
     const registration = await registry.register(sessionId, port);
     res.status(201).json({ ...registration, registered: true });
+  });
+
+  router.get('/sessions/:id/previews', async (req, res) => {
+    const sessionId = sessionIdParam(req.params.id);
+    const ports = await registry.ports(sessionId);
+    res.json({ sessionId, ports, activePort: ports.at(-1) ?? null });
+  });
+
+  router.delete('/sessions/:id/previews/:port', async (req, res) => {
+    const sessionId = sessionIdParam(req.params.id);
+    const port = parsePortParam(req.params.port);
+    if (typeof port !== 'number') throw port;
+    if (!(await registry.unregisterPort(sessionId, port)))
+      throw previewErrors.portNotRegistered(sessionId, port);
+    const ports = await registry.ports(sessionId);
+    res.json({ sessionId, port, registered: false, ports, activePort: ports.at(-1) ?? null });
+  });
+
+  router.delete('/sessions/:id/previews', async (req, res) => {
+    const sessionId = sessionIdParam(req.params.id);
+    const ports = await registry.ports(sessionId);
+    if (!(await registry.unregister(sessionId))) throw previewErrors.previewNotRegistered(sessionId);
+    res.json({ sessionId, ports, registered: false });
   });
   return router;
 }

@@ -7,6 +7,8 @@ import type { UpstreamTarget } from '@sandbox/proxy-core';
 export interface PreviewTargetResolver {
   /** Registry first (404 without touching Docker), then the container (500s), then ip:port. */
   resolve(sessionId: string): Promise<UpstreamTarget>;
+  /** The same for one given port of the session (host routing): the contract's 404 unless it is registered. */
+  resolvePort(sessionId: string, port: number): Promise<UpstreamTarget>;
   /** Registration's check: the container exists and runs (an address is only needed to proxy). */
   assertContainerRunning(sessionId: string): Promise<void>;
 }
@@ -26,6 +28,12 @@ export function createPreviewTargetResolver({
     async resolve(sessionId) {
       const port = await registry.lookup(sessionId);
       if (port === undefined) throw previewErrors.previewNotRegistered(sessionId);
+      const container = await resolver.resolve(sessionId);
+      return { host: container.ip, port };
+    },
+    async resolvePort(sessionId, port) {
+      const ports = await registry.ports(sessionId);
+      if (!ports.includes(port)) throw previewErrors.previewNotRegistered(sessionId);
       const container = await resolver.resolve(sessionId);
       return { host: container.ip, port };
     },

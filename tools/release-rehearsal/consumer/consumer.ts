@@ -23,6 +23,14 @@ export const registry: PreviewRegistry = {
   async lookup(sessionId) {
     return ports.get(sessionId);
   },
+  // One port per session in this consumer: the list is that port.
+  async ports(sessionId) {
+    const port = ports.get(sessionId);
+    return port === undefined ? [] : [port];
+  },
+  async unregisterPort(sessionId, port) {
+    return ports.get(sessionId) === port && ports.delete(sessionId);
+  },
   async unregister(sessionId) {
     return ports.delete(sessionId);
   },

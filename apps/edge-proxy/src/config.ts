@@ -1,0 +1,23 @@
+import { listenPortSchema, parseEnvConfig, sharedEnvShape } from '@sandbox/preview-core';
+import { z } from 'zod';
+
+const configSchema = z.object({
+  ...sharedEnvShape,
+  PORT: listenPortSchema(4003),
+  // An edge has no Docker socket and no registrations of its own: everything it serves comes from Redis.
+  REDIS_URL: z.url({
+    protocol: /^rediss?$/,
+    error: (issue) =>
+      issue.input === undefined
+        ? 'is required (the Redis the container-manager publishes to)'
+        : 'must be a redis:// or rediss:// URL',
+  }),
+});
+
+/** The validated configuration of edge-proxy. */
+export type EdgeProxyConfig = z.infer<typeof configSchema>;
+
+/** Reads and validates the environment once, at start-up. */
+export function loadConfig(env: NodeJS.ProcessEnv): EdgeProxyConfig {
+  return parseEnvConfig(configSchema, env);
+}

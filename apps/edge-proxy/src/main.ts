@@ -1,0 +1,11 @@
+import { runService } from '@sandbox/preview-core';
+import { loadConfig } from './config.js';
+import { startEdgeProxy } from './server.js';
+
+// Configuration errors stop start-up with a message naming the variable; an unreachable Redis does not
+// (the edge keeps retrying, and /readyz says it is not ready meanwhile).
+runService('edge-proxy', async () => {
+  const config = loadConfig(process.env);
+  const edge = await startEdgeProxy(config);
+  return { url: edge.url, close: () => edge.close(), shutdownGraceMs: config.SHUTDOWN_GRACE_MS };
+});

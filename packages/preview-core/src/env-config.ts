@@ -1,0 +1,66 @@
+import { z } from 'zod';
+
+// Configuration pieces both apps read from the environment, validated once at start-up.
+
+const portNumber = z.coerce.number().int().min(0).max(65535);
+
+// One or more DNS labels: what a browser can put in front of `{port}-{sessionId}.`.
+const DOMAIN = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/;
+
+/** The listening port, with an app's own default. */
+export const listenPortSchema = (defaultPort: number) => portNumber.default(defaultPort);
+
+/** Environment variables shared by container-manager and edge-proxy. */
+export const sharedEnvShape = {
+  HOST: z.string().min(1).default('0.0.0.0'),
+  SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(10_000),
+  TRUSTED_PROXIES: z
+    .string()
+    .default('')
+    .transform((value) =>
+      value
+        .split(',')
+        .map((entry) => entry.trim())
+        .filter((entry) => entry !== ''),
+    ),
+  PRESERVE_HOST: z
+    .enum(['true', 'false'], { error: 'must be true or false' })
+    .default('true')
+    .transform((value) => value === 'true'),
+  PREVIEW_DOMAIN: z
+    .string()
+    .transform((value) =>
+      value
+        .trim()
+        .toLowerCase()
+        .replace(/^\.+|\.+$/g, ''),
+    )
+    .refine((value) => DOMAIN.test(value) && value.length <= 253, {
+      error: 'must be a domain name such as preview.example.com',
+    })
+    .optional(),
+  REDIS_URL: z.url({ protocol: /^rediss?$/, error: 'must be a redis:// or rediss:// URL' }).optional(),
+};
+
+/** A configuration error; its message names every offending variable. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/**
+ * Validates the environment against a schema. An exported-but-empty variable means "not set", as in a
+ * shell, except for those in `emptyIsAValue` (a secret that must not be empty is an error, not a default).
+ */
+export function parseEnvConfig<Schema extends z.ZodType>(
+  schema: Schema,
+  env: NodeJS.ProcessEnv,
+  emptyIsAValue: readonly string[] = [],
+): z.infer<Schema> {
+  const present = Object.fromEntries(
+    Object.entries(env).filter(([name, value]) => value !== '' || emptyIsAValue.includes(name)),
+  );
+  const parsed = schema.safeParse(present);
+  if (parsed.success) return parsed.data;
+  const problems = parsed.error.issues.map((issue) => `${issue.path.join('.')} ${issue.message}`);
+  throw new ConfigError(`Invalid configuration: ${problems.join('; ')}`);
+}

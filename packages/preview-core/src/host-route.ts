@@ -1,0 +1,117 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { type PreviewError, previewErrors } from '@sandbox/error-contract';
+import { PREVIEW_PORT_RANGE } from '@sandbox/preview-registry';
+import { hasMalformedPercentEncoding, type PreviewProxy } from '@sandbox/proxy-core';
+import type { PreviewTargetResolver } from './target.js';
+
+/** A request whose Host names a preview: `{port}-{sessionId}.{domain}`. */
+export interface PreviewHostMatch {
+  sessionId: string;
+  port: number;
+}
+
+// One DNS label (RFC 1035, lowercase: browsers lowercase host names): `{port}-{sessionId}`, at most 63
+// characters, the session id made of letters, digits and inner hyphens.
+const PREVIEW_LABEL = /^(\d{1,5})-([a-z0-9](?:[a-z0-9-]*[a-z0-9])?)$/;
+const MAX_LABEL_LENGTH = 63;
+
+/** A domain as configured (`preview.example.com`, any case, leading or trailing dot tolerated), normalised. */
+export function normalizePreviewDomain(domain: string): string {
+  return domain.trim().toLowerCase().replace(/^\.+/, '').replace(/\.+$/, '');
+}
+
+/** Whether a session id can be reached by host: it fits in a DNS label next to any port. */
+export function isHostRoutableSessionId(sessionId: string): boolean {
+  return PREVIEW_LABEL.test(`65535-${sessionId}`) && sessionId.length + 6 <= MAX_LABEL_LENGTH;
+}
+
+/**
+ * Matches a Host header against `{port}-{sessionId}.{domain}` (pure). `undefined` when the host is not a
+ * preview host (other hosts, the bare domain, deeper subdomains): those requests go on to the path routes.
+ * A `:port` suffix and a trailing dot are ignored; `domain` must be normalised.
+ */
+export function matchPreviewHost(
+  host: string | undefined,
+  domain: string,
+): PreviewHostMatch | PreviewError | undefined {
+  if (host === undefined || domain === '' || host.startsWith('[')) return undefined;
+  const colonAt = host.indexOf(':');
+  let name = (colonAt === -1 ? host : host.slice(0, colonAt)).toLowerCase();
+  if (name.endsWith('.')) name = name.slice(0, -1);
+  if (!name.endsWith(`.${domain}`)) return undefined;
+  const label = name.slice(0, name.length - domain.length - 1);
+  if (label.length > MAX_LABEL_LENGTH) return undefined;
+  const match = PREVIEW_LABEL.exec(label);
+  if (!match) return undefined;
+  const port = Number(match[1]);
+  if (port < PREVIEW_PORT_RANGE.min || port > PREVIEW_PORT_RANGE.max) return previewErrors.invalidPort();
+  return { sessionId: match[2] as string, port };
+}
+
+/** Options of {@link createHostRoute} and {@link createHostUpgradeRoute}. */
+export interface HostRouteOptions {
+  /** The preview domain, e.g. `preview.example.com`. */
+  domain: string;
+  targets: PreviewTargetResolver;
+  proxy: PreviewProxy;
+}
+
+type Next = (error?: unknown) => void;
+
+// Host routes forward the whole request target: the container is served at the root, with no prefix to
+// strip or to keep redirects and cookies under. Anything but an origin-form target (`/...`) is refused.
+function forwardPathOf(req: IncomingMessage): string | PreviewError {
+  const url = req.url ?? '/';
+  if (!url.startsWith('/') || hasMalformedPercentEncoding(url)) return previewErrors.malformedPath();
+  return url;
+}
+
+/** Serves every request whose Host names a preview; others go to `next()`. */
+export function createHostRoute({ domain, targets, proxy }: HostRouteOptions) {
+  const normalized = normalizePreviewDomain(domain);
+  return (req: IncomingMessage, res: ServerResponse, next: Next): void => {
+    const match = matchPreviewHost(req.headers.host, normalized);
+    if (match === undefined) {
+      next();
+      return;
+    }
+    if (!('sessionId' in match)) {
+      next(match);
+      return;
+    }
+    const forwardPath = forwardPathOf(req);
+    if (typeof forwardPath !== 'string') {
+      next(forwardPath);
+      return;
+    }
+    targets
+      .resolvePort(match.sessionId, match.port)
+      .then((target) => proxy.forward(req, res, { target, forwardPath, prefix: '' }, next), next);
+  };
+}
+
+/** The WebSocket twin of {@link createHostRoute}; returns false when the Host is not a preview host. */
+export function createHostUpgradeRoute({ domain, targets, proxy }: HostRouteOptions) {
+  const normalized = normalizePreviewDomain(domain);
+  return (req: IncomingMessage, socket: Duplex, head: Buffer, fail: Next): boolean => {
+    const match = matchPreviewHost(req.headers.host, normalized);
+    if (match === undefined) return false;
+    if (!('sessionId' in match)) {
+      fail(match);
+      return true;
+    }
+    const forwardPath = forwardPathOf(req);
+    if (typeof forwardPath !== 'string') {
+      fail(forwardPath);
+      return true;
+    }
+    targets
+      .resolvePort(match.sessionId, match.port)
+      .then(
+        (target) => proxy.forwardUpgrade(req, socket, head, { target, forwardPath, prefix: '' }, fail),
+        fail,
+      );
+    return true;
+  };
+}

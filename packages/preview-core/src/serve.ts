@@ -1,0 +1,109 @@
+import { once } from 'node:events';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { ConfigError } from './env-config.js';
+import type { PreviewUpgradeHandler } from './preview-router.js';
+
+/** Options of {@link servePreviewApp}. */
+export interface ServePreviewAppOptions {
+  port: number;
+  host: string;
+  /** How long in-flight requests and WebSockets may run on after `close()` before they are cut. */
+  shutdownGraceMs: number;
+}
+
+/** A listening preview server. */
+export interface ServedPreviewApp {
+  server: Server;
+  /** `http://host:port` it listens on (a wildcard host is given as 127.0.0.1). */
+  url: string;
+  /** Stops accepting, lets in-flight requests finish for up to the grace period, then cuts the rest. */
+  close(): Promise<void>;
+}
+
+/**
+ * Serves an app (its request listener and WebSocket upgrades) on a `node:http` server with a graceful
+ * close: what both apps run.
+ */
+export async function servePreviewApp(
+  app: {
+    requestListener: (req: IncomingMessage, res: ServerResponse) => void;
+    handleUpgrade: PreviewUpgradeHandler;
+  },
+  { port, host, shutdownGraceMs }: ServePreviewAppOptions,
+): Promise<ServedPreviewApp> {
+  const server = createServer(app.requestListener);
+  // Upgrades arrive on their own event, so a WebSocket can be the very first request of a connection.
+  server.on('upgrade', app.handleUpgrade);
+  // Node's closeAllConnections() does not see upgraded sockets; keep them to cut at the deadline.
+  const tunnels = new Set<Duplex>();
+  server.on('upgrade', (_req, socket: Duplex) => {
+    tunnels.add(socket);
+    socket.once('close', () => tunnels.delete(socket));
+  });
+  server.listen(port, host);
+  await once(server, 'listening');
+  const address = server.address() as AddressInfo;
+  const shownHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
+
+  return {
+    server,
+    url: `http://${shownHost.includes(':') ? `[${shownHost}]` : shownHost}:${address.port}`,
+    async close() {
+      const closed = once(server, 'close');
+      server.close();
+      // Keep-alive connections become idle as their last response ends; sweep them as they do, so the
+      // process exits as soon as the in-flight work is done rather than at the end of the grace period.
+      server.closeIdleConnections();
+      const sweep = setInterval(() => server.closeIdleConnections(), 100);
+      const deadline = setTimeout(() => {
+        server.closeAllConnections();
+        for (const socket of tunnels) socket.destroy();
+      }, shutdownGraceMs);
+      await closed;
+      clearInterval(sweep);
+      clearTimeout(deadline);
+    },
+  };
+}
+
+/** What {@link runService} needs of a started service. */
+export interface RunningService {
+  url: string;
+  close(): Promise<void>;
+}
+
+/**
+ * A service's process entry: starts it, says where it listens, and on SIGTERM or SIGINT drains it (up to
+ * its grace period) and exits 0. A {@link ConfigError} stops start-up with its message alone (it names
+ * the variable); anything else with the error.
+ */
+export function runService(
+  name: string,
+  start: () => Promise<RunningService & { shutdownGraceMs: number }>,
+): void {
+  const main = async () => {
+    const service = await start();
+    console.log(`${name} listening on ${service.url}`);
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      console.log(`${signal} received: draining (up to ${service.shutdownGraceMs} ms)`);
+      service.close().then(
+        () => process.exit(0),
+        (error: unknown) => {
+          console.error('Shutdown failed', error);
+          process.exit(1);
+        },
+      );
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  };
+  main().catch((error: unknown) => {
+    console.error(error instanceof ConfigError ? error.message : error);
+    process.exit(1);
+  });
+}
