@@ -9,10 +9,13 @@ import {
   createPreviewProxy,
   createRedisPreviewState,
   createWatchingResolver,
+  dockerReadiness,
   type PreviewRegistry,
   publishContainerStates,
   servePreviewApp,
+  sharedStateReadiness,
   syncRegistryWithContainers,
+  withHealthEndpoints,
 } from '@sandbox/preview-core';
 import type { ContainerManagerConfig } from './config.js';
 
@@ -82,11 +85,21 @@ export async function startContainerManager(
     proxy,
     ...(config.PREVIEW_DOMAIN === undefined ? {} : { previewDomain: config.PREVIEW_DOMAIN }),
   });
-  const served = await servePreviewApp(app, {
-    port: config.PORT,
-    host: config.HOST,
-    shutdownGraceMs: config.SHUTDOWN_GRACE_MS,
-  });
+  const served = await servePreviewApp(
+    {
+      // `/healthz` and `/readyz` (Docker's event stream live; Redis in sync when configured).
+      requestListener: withHealthEndpoints(app.requestListener, {
+        checks: [dockerReadiness(watcher), ...(shared ? [sharedStateReadiness(shared)] : [])],
+        previewDomain: config.PREVIEW_DOMAIN,
+      }),
+      handleUpgrade: app.handleUpgrade,
+    },
+    {
+      port: config.PORT,
+      host: config.HOST,
+      shutdownGraceMs: config.SHUTDOWN_GRACE_MS,
+    },
+  );
 
   return {
     server: served.server,

@@ -22,6 +22,9 @@ it('answers 500 with the reason while dockerd is down, and resumes by itself wit
   const box = await engine.startSessionContainer();
   expect((await register(manager.url, box.sessionId, { port: 3000 })).status).toBe(201);
   expect((await send(manager.url, `/previews/${box.sessionId}/`)).status).toBe(200);
+  const ready = await send(manager.url, '/readyz');
+  expect(ready.status).toBe(200);
+  expect(ready.json()).toEqual({ status: 'ready', checks: { docker: { ready: true } } });
 
   await engine.stop();
   const down = await eventually(
@@ -33,6 +36,15 @@ it('answers 500 with the reason while dockerd is down, and resumes by itself wit
   expect(down.json<{ message: string }>().message).toMatch(
     new RegExp(`^Failed to validate container for session ${box.sessionId}: .+`),
   );
+  // Not ready while the engine is away (the process itself is healthy), and it says why.
+  const notReady = await eventually(
+    () => send(manager.url, '/readyz'),
+    (r) => r.status === 503,
+    5_000,
+  );
+  expect(notReady.json()).toMatchObject({ status: 'not ready', checks: { docker: { ready: false } } });
+  expect(notReady.json<{ checks: { docker: { reason: string } } }>().checks.docker.reason).not.toBe('');
+  expect((await send(manager.url, '/healthz')).status).toBe(200);
 
   await engine.start();
   const backAt = Date.now();
@@ -47,4 +59,13 @@ it('answers 500 with the reason while dockerd is down, and resumes by itself wit
     `engine down: "${down.json<{ message: string }>().message}"; routing resumed ${recoveredMs} ms after dockerd answered`,
   );
   expect(recoveredMs).toBeLessThanOrEqual(5_000);
+  expect(
+    (
+      await eventually(
+        () => send(manager.url, '/readyz'),
+        (r) => r.status === 200,
+        5_000,
+      )
+    ).status,
+  ).toBe(200);
 }, 120_000);

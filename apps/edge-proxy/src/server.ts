@@ -1,13 +1,13 @@
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Server } from 'node:http';
 import {
   createPreviewApp,
   createPreviewProxy,
   createRedisPreviewState,
   createSharedStateResolver,
-  matchPreviewHost,
-  normalizePreviewDomain,
   type SharedPreviewState,
   servePreviewApp,
+  sharedStateReadiness,
+  withHealthEndpoints,
 } from '@sandbox/preview-core';
 import type { EdgeProxyConfig } from './config.js';
 
@@ -20,45 +20,6 @@ export interface RunningEdgeProxy {
   state: SharedPreviewState;
   /** Stops accepting, lets in-flight requests finish for up to the grace period, then cuts the rest. */
   close(): Promise<void>;
-}
-
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    'content-type': 'application/json; charset=utf-8',
-    'content-length': Buffer.byteLength(text),
-  });
-  res.end(text);
-}
-
-/**
- * `/healthz` (the process serves) and `/readyz` (its replica is in sync with Redis; 503 while Redis is
- * lost, though known previews are still served). A preview host's own `/healthz` belongs to its app.
- */
-function withHealth(
-  listener: (req: IncomingMessage, res: ServerResponse) => void,
-  state: SharedPreviewState,
-  previewDomain: string | undefined,
-) {
-  const domain = previewDomain === undefined ? undefined : normalizePreviewDomain(previewDomain);
-  return (req: IncomingMessage, res: ServerResponse) => {
-    const { url } = req;
-    if (
-      (url === '/healthz' || url === '/readyz') &&
-      (domain === undefined || matchPreviewHost(req.headers.host, domain) === undefined)
-    ) {
-      if (url === '/healthz') sendJson(res, 200, { status: 'ok' });
-      else {
-        const redis = state.connection();
-        sendJson(res, redis === 'synced' ? 200 : 503, {
-          status: redis === 'synced' ? 'ready' : 'not ready',
-          redis,
-        });
-      }
-      return;
-    }
-    listener(req, res);
-  };
 }
 
 /**
@@ -86,7 +47,11 @@ export async function startEdgeProxy(config: EdgeProxyConfig): Promise<RunningEd
   });
   const served = await servePreviewApp(
     {
-      requestListener: withHealth(app.requestListener, state, config.PREVIEW_DOMAIN),
+      // `/healthz` and `/readyz` on the public port: the load balancer in front checks them.
+      requestListener: withHealthEndpoints(app.requestListener, {
+        checks: [sharedStateReadiness(state)],
+        previewDomain: config.PREVIEW_DOMAIN,
+      }),
       handleUpgrade: app.handleUpgrade,
     },
     { port: config.PORT, host: config.HOST, shutdownGraceMs: config.SHUTDOWN_GRACE_MS },

@@ -47,6 +47,13 @@ export {
   sharedEnvShape,
 } from './env-config.js';
 export {
+  dockerReadiness,
+  type HealthEndpointsOptions,
+  type ReadinessCheck,
+  sharedStateReadiness,
+  withHealthEndpoints,
+} from './health.js';
+export {
   createHostRoute,
   createHostUpgradeRoute,
   type HostRouteOptions,
