@@ -511,7 +511,7 @@ async function startApp(
   const output = capture(child);
   const deadline = Date.now() + 30_000;
   for (;;) {
-    const url = /listening on (http:\/\/\S+)/.exec(output())?.[1];
+    const url = /listening on (http:\/\/[^\s"]+)/.exec(output())?.[1];
     if (url !== undefined && child.pid !== undefined)
       return { child, pid: child.pid, url, command: `node ${nodeArgs.join(' ')}`, output };
     if (child.exitCode !== null || Date.now() > deadline) {

@@ -149,7 +149,7 @@ async function startManager(): Promise<ManagerChild> {
   child.stderr?.on('data', append);
   const deadline = Date.now() + 30_000;
   for (;;) {
-    const url = /listening on (http:\/\/\S+)/.exec(output)?.[1];
+    const url = /listening on (http:\/\/[^\s"]+)/.exec(output)?.[1];
     if (url !== undefined && child.pid !== undefined)
       return { child, pid: child.pid, url, output: () => output };
     if (child.exitCode !== null || Date.now() > deadline) {

@@ -11,6 +11,8 @@ describe('loadConfig', () => {
       DOCKER_RECONCILE_INTERVAL_MS: 30_000,
       TRUSTED_PROXIES: [],
       PRESERVE_HOST: true,
+      LOG_LEVEL: 'info',
+      LOG_FORMAT: 'json',
     });
   });
 
@@ -41,6 +43,8 @@ describe('loadConfig', () => {
     [{ INTERNAL_SERVICE_KEY: 'k', PRESERVE_HOST: 'yes' }, /PRESERVE_HOST must be true or false/],
     [{ INTERNAL_SERVICE_KEY: 'k', PREVIEW_DOMAIN: 'not a domain' }, /PREVIEW_DOMAIN must be a domain name/],
     [{ INTERNAL_SERVICE_KEY: 'k', PREVIEW_DOMAIN: '-x.test' }, /PREVIEW_DOMAIN/],
+    [{ INTERNAL_SERVICE_KEY: 'k', LOG_LEVEL: 'loud' }, /LOG_LEVEL must be one of fatal, error/],
+    [{ INTERNAL_SERVICE_KEY: 'k', LOG_FORMAT: 'xml' }, /LOG_FORMAT must be json or pretty/],
     [{ INTERNAL_SERVICE_KEY: 'k', REDIS_URL: 'http://127.0.0.1:6379' }, /REDIS_URL must be a redis:\/\//],
   ])('refuses %j naming the variable', (env, message) => {
     expect(() => loadConfig(env)).toThrow(message);

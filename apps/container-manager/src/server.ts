@@ -2,14 +2,19 @@ import type { Server } from 'node:http';
 import {
   type ContainerResolver,
   type ContainerWatcher,
+  containerStateOf,
   createContainerWatcher,
   createDockerClient,
   createInMemoryRegistry,
   createPreviewApp,
   createPreviewProxy,
   createRedisPreviewState,
+  createServiceLogger,
   createWatchingResolver,
+  describeCause,
   dockerReadiness,
+  type Logger,
+  logAccess,
   type PreviewRegistry,
   publishContainerStates,
   servePreviewApp,
@@ -26,6 +31,7 @@ export interface RunningContainerManager {
   url: string;
   /** Stops accepting, lets in-flight requests finish for up to the grace period, then cuts the rest. */
   close(): Promise<void>;
+  logger: Logger;
 }
 
 /** Dependencies a test may replace; production uses the defaults built from the configuration. */
@@ -35,9 +41,11 @@ export interface ContainerManagerDeps {
   watcher?: ContainerWatcher;
   /** Answers from the watcher by default. */
   resolver?: ContainerResolver;
+  /** Default: JSON lines on stdout at `LOG_LEVEL`. */
+  logger?: Logger;
 }
 
-function createWatcher(config: ContainerManagerConfig): ContainerWatcher {
+function createWatcher(config: ContainerManagerConfig, logger: Logger): ContainerWatcher {
   const env =
     config.DOCKER_HOST === undefined ? process.env : { ...process.env, DOCKER_HOST: config.DOCKER_HOST };
   return createContainerWatcher({
@@ -47,15 +55,28 @@ function createWatcher(config: ContainerManagerConfig): ContainerWatcher {
     network: config.PREVIEW_NETWORK,
     reconcileIntervalMs: config.DOCKER_RECONCILE_INTERVAL_MS,
     log: (message, details) =>
-      console.error(`docker: ${message}`, details instanceof Error ? details.message : details),
+      logger.warn({ detail: details instanceof Error ? details.message : details }, `docker: ${message}`),
   });
 }
 
-function createSharedState(url: string) {
+function createSharedState(url: string, logger: Logger) {
   return createRedisPreviewState({
     url,
     role: 'writer',
-    log: (message, details) => console.error(message, details ?? ''),
+    log: (message, details) => logger.info(details ?? {}, message),
+  });
+}
+
+// Docker's side of things at info: the event stream's link, and every container change a session sees.
+function logDockerEvents(watcher: ContainerWatcher, logger: Logger): () => void {
+  return watcher.subscribe({
+    connection(connected, error) {
+      if (connected) logger.info('docker: event stream connected');
+      else logger.warn({ reason: describeCause(error) }, 'docker: event stream lost; reconnecting');
+    },
+    changed(sessionId, entry) {
+      logger.info({ sessionId, container: containerStateOf(entry) }, 'docker: container changed');
+    },
   });
 }
 
@@ -64,9 +85,13 @@ export async function startContainerManager(
   config: ContainerManagerConfig,
   deps: ContainerManagerDeps = {},
 ): Promise<RunningContainerManager> {
-  const watcher = deps.watcher ?? createWatcher(config);
+  const logger =
+    deps.logger ??
+    createServiceLogger({ name: 'container-manager', level: config.LOG_LEVEL, format: config.LOG_FORMAT });
+  const watcher = deps.watcher ?? createWatcher(config, logger);
+  const unlog = logDockerEvents(watcher, logger);
   // With REDIS_URL, registrations and container states are shared with edge-proxy processes.
-  const shared = config.REDIS_URL === undefined ? undefined : createSharedState(config.REDIS_URL);
+  const shared = config.REDIS_URL === undefined ? undefined : createSharedState(config.REDIS_URL, logger);
   const registry = deps.registry ?? shared?.registry ?? createInMemoryRegistry();
   const resolver = deps.resolver ?? createWatchingResolver(watcher);
   const unsync = syncRegistryWithContainers({ watcher, registry });
@@ -79,6 +104,8 @@ export async function startContainerManager(
     preserveHost: config.PRESERVE_HOST,
   });
   const app = createPreviewApp({
+    onAccess: logAccess(logger),
+    logUnexpected: (error) => logger.error({ err: error }, 'unexpected error'),
     internalServiceKey: config.INTERNAL_SERVICE_KEY,
     registry,
     resolver,
@@ -104,10 +131,12 @@ export async function startContainerManager(
   return {
     server: served.server,
     url: served.url,
+    logger,
     async close() {
       await served.close();
       unsync();
       unpublish();
+      unlog();
       await watcher.stop();
       await shared?.close();
     },

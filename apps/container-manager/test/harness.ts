@@ -21,6 +21,8 @@ export function startManager(
     HOST: '127.0.0.1',
     INTERNAL_SERVICE_KEY: TEST_KEY,
     SHUTDOWN_GRACE_MS: '1000',
+    // In-process servers share the test's stdout: only trouble is worth printing there.
+    LOG_LEVEL: 'warn',
     ...env,
   });
   return startContainerManager(config, deps);

@@ -26,7 +26,7 @@ function spawnMain(env: Record<string, string>): { child: ChildProcess; output: 
 
 async function listeningUrl(output: () => string, child: ChildProcess): Promise<string> {
   for (let waited = 0; waited < 20_000; waited += 50) {
-    const match = /listening on (http:\/\/\S+)/.exec(output());
+    const match = /listening on (http:\/\/[^\s"]+)/.exec(output());
     if (match?.[1]) return match[1];
     if (child.exitCode !== null) break;
     await new Promise((resolve) => setTimeout(resolve, 50));

@@ -7,5 +7,10 @@ import { startEdgeProxy } from './server.js';
 runService('edge-proxy', async () => {
   const config = loadConfig(process.env);
   const edge = await startEdgeProxy(config);
-  return { url: edge.url, close: () => edge.close(), shutdownGraceMs: config.SHUTDOWN_GRACE_MS };
+  return {
+    url: edge.url,
+    close: () => edge.close(),
+    logger: edge.logger,
+    shutdownGraceMs: config.SHUTDOWN_GRACE_MS,
+  };
 });

@@ -3,7 +3,10 @@ import {
   createPreviewApp,
   createPreviewProxy,
   createRedisPreviewState,
+  createServiceLogger,
   createSharedStateResolver,
+  type Logger,
+  logAccess,
   type SharedPreviewState,
   servePreviewApp,
   sharedStateReadiness,
@@ -18,6 +21,7 @@ export interface RunningEdgeProxy {
   url: string;
   /** The shared state it serves from (its link to Redis, its local replica). */
   state: SharedPreviewState;
+  logger: Logger;
   /** Stops accepting, lets in-flight requests finish for up to the grace period, then cuts the rest. */
   close(): Promise<void>;
 }
@@ -27,11 +31,18 @@ export interface RunningEdgeProxy {
  * internal proxy, no Docker client), answering from a replica of the state the container-manager
  * publishes to Redis.
  */
-export async function startEdgeProxy(config: EdgeProxyConfig): Promise<RunningEdgeProxy> {
+export async function startEdgeProxy(
+  config: EdgeProxyConfig,
+  logger: Logger = createServiceLogger({
+    name: 'edge-proxy',
+    level: config.LOG_LEVEL,
+    format: config.LOG_FORMAT,
+  }),
+): Promise<RunningEdgeProxy> {
   const state = createRedisPreviewState({
     url: config.REDIS_URL,
     role: 'reader',
-    log: (message, details) => console.error(message, details ?? ''),
+    log: (message, details) => logger.info(details ?? {}, message),
   });
   // An invalid TRUSTED_PROXIES entry throws here, stopping start-up with the entry named.
   const proxy = createPreviewProxy({
@@ -39,6 +50,8 @@ export async function startEdgeProxy(config: EdgeProxyConfig): Promise<RunningEd
     preserveHost: config.PRESERVE_HOST,
   });
   const app = createPreviewApp({
+    onAccess: logAccess(logger),
+    logUnexpected: (error) => logger.error({ err: error }, 'unexpected error'),
     registry: state.registry,
     resolver: createSharedStateResolver(state),
     proxy,
@@ -60,6 +73,7 @@ export async function startEdgeProxy(config: EdgeProxyConfig): Promise<RunningEd
     server: served.server,
     url: served.url,
     state,
+    logger,
     async close() {
       await served.close();
       await state.close();

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { LOG_LEVELS } from './logger.js';
 
 // Configuration pieces both apps read from the environment, validated once at start-up.
 
@@ -39,6 +40,11 @@ export const sharedEnvShape = {
       error: 'must be a domain name such as preview.example.com',
     })
     .optional(),
+  LOG_LEVEL: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
+  // Pretty lines for a developer's terminal; JSON (one object per line) everywhere else.
+  LOG_FORMAT: z
+    .enum(['json', 'pretty'], { error: 'must be json or pretty' })
+    .default(process.env.NODE_ENV === 'development' ? 'pretty' : 'json'),
   REDIS_URL: z.url({ protocol: /^rediss?$/, error: 'must be a redis:// or rediss:// URL' }).optional(),
 };
 

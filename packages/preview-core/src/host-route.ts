@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { type PreviewError, previewErrors } from '@sandbox/error-contract';
 import { PREVIEW_PORT_RANGE } from '@sandbox/preview-registry';
-import { hasMalformedPercentEncoding, type PreviewProxy } from '@sandbox/proxy-core';
+import { hasMalformedPercentEncoding, type PreviewProxy, traceOf } from '@sandbox/proxy-core';
 import type { PreviewTargetResolver } from './target.js';
 
 /** A request whose Host names a preview: `{port}-{sessionId}.{domain}`. */
@@ -59,6 +59,14 @@ export interface HostRouteOptions {
 
 type Next = (error?: unknown) => void;
 
+function noteHostRoute(req: IncomingMessage, match: PreviewHostMatch): void {
+  const trace = traceOf(req);
+  if (!trace) return;
+  trace.route = 'host';
+  trace.sessionId = match.sessionId;
+  trace.port = match.port;
+}
+
 // Host routes forward the whole request target: the container is served at the root, with no prefix to
 // strip or to keep redirects and cookies under. Anything but an origin-form target (`/...`) is refused.
 function forwardPathOf(req: IncomingMessage): string | PreviewError {
@@ -85,6 +93,7 @@ export function createHostRoute({ domain, targets, proxy }: HostRouteOptions) {
       next(forwardPath);
       return;
     }
+    noteHostRoute(req, match);
     targets
       .resolvePort(match.sessionId, match.port)
       .then((target) => proxy.forward(req, res, { target, forwardPath, prefix: '' }, next), next);
@@ -106,6 +115,7 @@ export function createHostUpgradeRoute({ domain, targets, proxy }: HostRouteOpti
       fail(forwardPath);
       return true;
     }
+    noteHostRoute(req, match);
     targets
       .resolvePort(match.sessionId, match.port)
       .then(

@@ -12,6 +12,7 @@ export {
   type ResolvedContainer,
 } from '@sandbox/container-resolver';
 export {
+  describeCause,
   type ErrorBody,
   errorBodySchema,
   isPreviewError,
@@ -39,6 +40,7 @@ export {
   sessionIdSchema,
 } from '@sandbox/preview-registry';
 export { createPreviewProxy, createUpstreamAgent, type PreviewProxy } from '@sandbox/proxy-core';
+export { type AccessRecord, type AccessRecorder, requestIdOf } from './access.js';
 export { type RegistrySyncOptions, syncRegistryWithContainers } from './container-lifecycle.js';
 export {
   ConfigError,
@@ -69,6 +71,34 @@ export {
   toPreviewError,
 } from './http-errors.js';
 export { createKeyMatcher, INTERNAL_KEY_HEADER_NAME, requireInternalKey } from './internal-key.js';
+export {
+  createServiceLogger,
+  LOG_LEVELS,
+  type Logger,
+  logAccess,
+  type ServiceLoggerOptions,
+} from './logger.js';
+export {
+  createInternalApiDocument,
+  DEFAULT_INTERNAL_API_BASE_PATH,
+  INTERNAL_API_OPERATIONS,
+  INTERNAL_API_VERSION,
+  type InternalApiDocument,
+  type InternalApiDocumentOptions,
+  type InternalApiOperation,
+  type OpenApiOperation,
+  type OpenApiResponse,
+  type PreviewPorts,
+  previewPortsSchema,
+  type RegisteredPreview,
+  type RegistrationBody,
+  type RemovedPreview,
+  type RemovedPreviewPort,
+  registeredPreviewSchema,
+  registrationBodySchema,
+  removedPreviewPortSchema,
+  removedPreviewSchema,
+} from './openapi.js';
 export {
   createPreviewApp,
   createPreviewHandler,

@@ -2,10 +2,11 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { type ContainerResolver, createContainerResolver } from '@sandbox/container-resolver';
 import type { UnexpectedErrorLogger } from '@sandbox/error-contract';
-import { previewErrors } from '@sandbox/error-contract';
+import { isPreviewError, previewErrors } from '@sandbox/error-contract';
 import { createInMemoryRegistry, type PreviewRegistry } from '@sandbox/preview-registry';
 import { createPreviewProxy, type PreviewProxy } from '@sandbox/proxy-core';
 import express, { type Express, type Router } from 'express';
+import { type AccessRecorder, traceHttpRequest, traceUpgrade } from './access.js';
 import { createHostRoute, createHostUpgradeRoute } from './host-route.js';
 import {
   createErrorHandler,
@@ -46,6 +47,11 @@ export interface PreviewRouterOptions {
   previewDomain?: string;
   /** Route prefixes, without trailing slash. */
   prefixes?: Partial<typeof DEFAULT_PREFIXES>;
+  /**
+   * Records one access line per request and WebSocket (with a request id taken from `X-Request-Id` or
+   * made, returned to the client and forwarded to the container). Default: none, and no request ids.
+   */
+  onAccess?: AccessRecorder;
   /** Where unexpected (500) errors are reported. Default: stderr. */
   logUnexpected?: UnexpectedErrorLogger;
 }
@@ -87,6 +93,7 @@ export function createPreviewRouter(
     internalProxy = true,
     logUnexpected,
     previewDomain,
+    onAccess,
   } = options;
   const prefixes = { ...DEFAULT_PREFIXES, ...options.prefixes };
   const targets = createPreviewTargetResolver({ registry, resolver });
@@ -115,7 +122,7 @@ export function createPreviewRouter(
     router.use(
       prefixes.api,
       requireInternalKey(internalServiceKey),
-      createRegistrationRouter({ registry, targets }),
+      createRegistrationRouter({ registry, targets, basePath: prefixes.api }),
     );
   }
 
@@ -128,7 +135,11 @@ export function createPreviewRouter(
   const handleUpgrade: PreviewUpgradeHandler = (req, socket, head) => {
     // Until the proxy takes the socket over, a client that vanishes must not crash the process.
     socket.on('error', () => socket.destroy());
-    const fail = (error: unknown) => sendUpgradeErrorResponse(socket, error, logUnexpected);
+    const traced = onAccess === undefined ? undefined : traceUpgrade(req, socket, onAccess);
+    const fail = (error: unknown) => {
+      traced?.noteFailure(isPreviewError(error) ? error.status : 500);
+      sendUpgradeErrorResponse(socket, error, logUnexpected);
+    };
     if (!isWebSocketUpgrade(req)) {
       fail(previewErrors.upgradeNotSupported());
       return;
@@ -160,8 +171,12 @@ function createBaseApp(options: PreviewRouterOptions): PreviewApp {
   app.use(router);
   // Express's app is a plain request listener that upgrades node's req/res itself; its types just do not say so.
   const handle = app as unknown as (req: IncomingMessage, res: ServerResponse) => void;
+  const { onAccess } = options;
   const requestListener = (req: IncomingMessage, res: ServerResponse) => {
+    // A proxied response carries the id in its head (proxy-core adds it); any other answer gets it here.
+    const requestId = onAccess === undefined ? undefined : traceHttpRequest(req, res, onAccess);
     router.handleProxy(req, res, (error) => {
+      if (requestId !== undefined && !res.headersSent) res.setHeader('x-request-id', requestId);
       if (error === undefined) handle(req, res);
       else sendErrorResponse(res, error, options.logUnexpected);
     });

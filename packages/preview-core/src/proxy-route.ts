@@ -7,6 +7,7 @@ import {
   type PreviewProxy,
   slashRedirectLocation,
   splitPreviewPath,
+  traceOf,
 } from '@sandbox/proxy-core';
 import type { PreviewTargetResolver } from './target.js';
 
@@ -90,18 +91,15 @@ export function createProxyRoute({ prefix, targets, proxy }: ProxyRouteOptions) 
       res.writeHead(308, { location: redirect, 'content-length': '0' }).end();
       return;
     }
-    targets
-      .resolve(match.sessionId)
-      .then(
-        (target) =>
-          proxy.forward(
-            req,
-            res,
-            { target, forwardPath: match.forwardPath, prefix: match.routePrefix },
-            next,
-          ),
-        next,
-      );
+    const trace = traceOf(req);
+    if (trace) {
+      trace.route = prefix;
+      trace.sessionId = match.sessionId;
+    }
+    targets.resolve(match.sessionId).then((target) => {
+      if (trace) trace.port = target.port;
+      proxy.forward(req, res, { target, forwardPath: match.forwardPath, prefix: match.routePrefix }, next);
+    }, next);
   };
 }
 
@@ -117,19 +115,21 @@ export function createUpgradeRoute({ prefix, targets, proxy }: ProxyRouteOptions
       fail(match);
       return true;
     }
-    targets
-      .resolve(match.sessionId)
-      .then(
-        (target) =>
-          proxy.forwardUpgrade(
-            req,
-            socket,
-            head,
-            { target, forwardPath: match.forwardPath, prefix: match.routePrefix },
-            fail,
-          ),
+    const trace = traceOf(req);
+    if (trace) {
+      trace.route = prefix;
+      trace.sessionId = match.sessionId;
+    }
+    targets.resolve(match.sessionId).then((target) => {
+      if (trace) trace.port = target.port;
+      proxy.forwardUpgrade(
+        req,
+        socket,
+        head,
+        { target, forwardPath: match.forwardPath, prefix: match.routePrefix },
         fail,
       );
+    }, fail);
     return true;
   };
 }

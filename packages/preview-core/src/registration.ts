@@ -1,6 +1,15 @@
 import { type PreviewError, previewErrors } from '@sandbox/error-contract';
 import { isValidSessionId, type PreviewRegistry, previewPortSchema } from '@sandbox/preview-registry';
 import express, { type RequestHandler, type Router } from 'express';
+import {
+  createInternalApiDocument,
+  DEFAULT_INTERNAL_API_BASE_PATH,
+  type PreviewPorts,
+  type RegisteredPreview,
+  type RemovedPreview,
+  type RemovedPreviewPort,
+  registrationBodySchema,
+} from './openapi.js';
 import type { PreviewTargetResolver } from './target.js';
 
 /** Largest registration body accepted; a port fits in a few bytes. */
@@ -8,13 +17,12 @@ export const REGISTRATION_BODY_LIMIT_BYTES = 16 * 1024;
 
 /** The port of a registration body, or the contract error it deserves (pure; the body is parsed JSON). */
 export function parseRegistrationBody(body: unknown): number | PreviewError {
-  if (body === undefined || body === null || typeof body !== 'object' || Array.isArray(body)) {
-    return previewErrors.portRequired();
-  }
-  const port = (body as { port?: unknown }).port;
-  if (port === undefined || port === null) return previewErrors.portRequired();
-  const parsed = previewPortSchema.safeParse(port);
-  return parsed.success ? parsed.data : previewErrors.invalidPort();
+  const parsed = registrationBodySchema.safeParse(body);
+  if (parsed.success) return parsed.data.port;
+  // The contract tells a missing port (no object, no field, null) from a bad one (any other value).
+  const isObject = typeof body === 'object' && body !== null && !Array.isArray(body);
+  const port = isObject ? (body as { port?: unknown }).port : undefined;
+  return port === undefined || port === null ? previewErrors.portRequired() : previewErrors.invalidPort();
 }
 
 function hasBody(headers: Record<string, string | string[] | undefined>): boolean {
@@ -34,6 +42,8 @@ const requireJsonContentType: RequestHandler = (req, _res, next) => {
 export interface RegistrationRouterOptions {
   registry: PreviewRegistry;
   targets: PreviewTargetResolver;
+  /** Where the router is mounted, for the paths of its OpenAPI document. Default `/api/internal`. */
+  basePath?: string;
 }
 
 function sessionIdParam(raw: string | string[] | undefined): string {
@@ -53,11 +63,21 @@ export function parsePortParam(raw: string): number | PreviewError {
  * - `POST /sessions/:id/previews` adds a port and makes it the active one (the contract's checks, in
  *   order: auth, body, then the container);
  * - `GET /sessions/:id/previews` lists the ports (the last is active);
- * - `DELETE /sessions/:id/previews/:port` removes one, `DELETE /sessions/:id/previews` all of them.
+ * - `DELETE /sessions/:id/previews/:port` removes one, `DELETE /sessions/:id/previews` all of them;
+ * - `GET /openapi.json` is their OpenAPI 3.1 document, built once, from the schemas they validate with.
  */
-export function createRegistrationRouter({ registry, targets }: RegistrationRouterOptions): Router {
+export function createRegistrationRouter({
+  registry,
+  targets,
+  basePath = DEFAULT_INTERNAL_API_BASE_PATH,
+}: RegistrationRouterOptions): Router {
   const router = express.Router();
   const parseJson = express.json({ limit: REGISTRATION_BODY_LIMIT_BYTES, strict: true, type: () => true });
+  const document = createInternalApiDocument({ basePath });
+
+  router.get('/openapi.json', (_req, res) => {
+    res.json(document);
+  });
 
   router.post('/sessions/:id/previews', requireJsonContentType, parseJson, async (req, res) => {
     const port = parseRegistrationBody(req.body);
@@ -65,13 +85,17 @@ export function createRegistrationRouter({ registry, targets }: RegistrationRout
     const sessionId = sessionIdParam(req.params.id);
     await targets.assertContainerRunning(sessionId);
     const registration = await registry.register(sessionId, port);
-    res.status(201).json({ ...registration, registered: true });
+    res.status(201).json({
+      sessionId: registration.sessionId,
+      port: registration.port,
+      registered: true,
+    } satisfies RegisteredPreview);
   });
 
   router.get('/sessions/:id/previews', async (req, res) => {
     const sessionId = sessionIdParam(req.params.id);
     const ports = await registry.ports(sessionId);
-    res.json({ sessionId, ports, activePort: ports.at(-1) ?? null });
+    res.json({ sessionId, ports, activePort: ports.at(-1) ?? null } satisfies PreviewPorts);
   });
 
   router.delete('/sessions/:id/previews/:port', async (req, res) => {
@@ -81,14 +105,20 @@ export function createRegistrationRouter({ registry, targets }: RegistrationRout
     if (!(await registry.unregisterPort(sessionId, port)))
       throw previewErrors.portNotRegistered(sessionId, port);
     const ports = await registry.ports(sessionId);
-    res.json({ sessionId, port, registered: false, ports, activePort: ports.at(-1) ?? null });
+    res.json({
+      sessionId,
+      port,
+      registered: false,
+      ports,
+      activePort: ports.at(-1) ?? null,
+    } satisfies RemovedPreviewPort);
   });
 
   router.delete('/sessions/:id/previews', async (req, res) => {
     const sessionId = sessionIdParam(req.params.id);
     const ports = await registry.ports(sessionId);
     if (!(await registry.unregister(sessionId))) throw previewErrors.previewNotRegistered(sessionId);
-    res.json({ sessionId, ports, registered: false });
+    res.json({ sessionId, ports, registered: false } satisfies RemovedPreview);
   });
   return router;
 }

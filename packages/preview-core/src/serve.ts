@@ -3,6 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { ConfigError } from './env-config.js';
+import type { Logger } from './logger.js';
 import type { PreviewUpgradeHandler } from './preview-router.js';
 
 /** Options of {@link servePreviewApp}. */
@@ -72,30 +73,38 @@ export async function servePreviewApp(
 export interface RunningService {
   url: string;
   close(): Promise<void>;
+  shutdownGraceMs: number;
+  /** Where the service logs; flushed before the process exits. Default: the console. */
+  logger?: Logger;
 }
 
 /**
  * A service's process entry: starts it, says where it listens, and on SIGTERM or SIGINT drains it (up to
- * its grace period) and exits 0. A {@link ConfigError} stops start-up with its message alone (it names
- * the variable); anything else with the error.
+ * its grace period), flushes its logs and exits 0. A {@link ConfigError} stops start-up with its message
+ * alone (it names the variable); anything else with the error.
  */
-export function runService(
-  name: string,
-  start: () => Promise<RunningService & { shutdownGraceMs: number }>,
-): void {
+export function runService(name: string, start: () => Promise<RunningService>): void {
   const main = async () => {
     const service = await start();
-    console.log(`${name} listening on ${service.url}`);
+    const log = service.logger;
+    const info = (message: string, fields: Record<string, unknown> = {}) =>
+      log ? log.info(fields, message) : console.log(message);
+    info(`${name} listening on ${service.url}`, { url: service.url });
+    const exit = (code: number) => {
+      if (log) log.flush(() => process.exit(code));
+      else process.exit(code);
+    };
     let stopping = false;
     const stop = (signal: string) => {
       if (stopping) return;
       stopping = true;
-      console.log(`${signal} received: draining (up to ${service.shutdownGraceMs} ms)`);
+      info(`${signal} received: draining (up to ${service.shutdownGraceMs} ms)`, { signal });
       service.close().then(
-        () => process.exit(0),
+        () => exit(0),
         (error: unknown) => {
-          console.error('Shutdown failed', error);
-          process.exit(1);
+          if (log) log.error({ err: error }, 'shutdown failed');
+          else console.error('Shutdown failed', error);
+          exit(1);
         },
       );
     };

@@ -1,8 +1,9 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
-import { PassThrough } from 'node:stream';
+import { PassThrough, Transform } from 'node:stream';
 import { previewErrors } from '@sandbox/error-contract';
 import { Agent, type Dispatcher } from 'undici';
 import { rewriteLocation, scopeSetCookiePath } from './response-rewrite.js';
+import { type RequestTrace, traceOf } from './trace.js';
 import { isUpstreamConnectFailure } from './upstream-errors.js';
 
 /** Options of {@link createUpstreamDispatcher}. */
@@ -103,6 +104,11 @@ export function forwardableResponseHeaders(raw: ReadonlyArray<Buffer | string>, 
   return kept;
 }
 
+function hasField(headers: readonly string[], lower: string): boolean {
+  for (let i = 0; i < headers.length; i += 2) if ((headers[i] as string).toLowerCase() === lower) return true;
+  return false;
+}
+
 function latin1(field: Buffer | string | undefined): string {
   if (field === undefined) return '';
   return typeof field === 'string' ? field : field.toString('latin1');
@@ -126,6 +132,8 @@ class ForwardHandler {
 
   onConnect(abort: (reason?: Error) => void): void {
     this.abortUpstream = abort;
+    const trace = traceOf(this.req);
+    if (trace) trace.connectedAt = performance.now();
     // The client may have left while undici waited for a connection: spend none on no one.
     if (this.res.destroyed) abort(new Error('client closed the connection'));
   }
@@ -133,6 +141,11 @@ class ForwardHandler {
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
     this.resumeUpstream = resume;
     const headers = forwardableResponseHeaders(rawHeaders, this.forward.prefix);
+    // The request id goes back to the client in the same head (a setHeader here would send Node down its
+    // slow merge path for every response); the container's own X-Request-Id wins.
+    const requestId = traceOf(this.req)?.requestId;
+    if (requestId !== undefined && !hasField(headers, 'x-request-id'))
+      headers.push('X-Request-Id', requestId);
     if (statusText) this.res.writeHead(statusCode, statusText, headers);
     else this.res.writeHead(statusCode, headers);
     return true;
@@ -178,6 +191,18 @@ function abortOnClientClose(this: HandledResponse): void {
   this[kHandler]?.onClientClose();
 }
 
+// An observed request's body is counted on its way to the container (the socket's counters cannot tell
+// a small body from the head it arrived with).
+function countingBody(trace: RequestTrace): Transform {
+  trace.bytesIn = 0;
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      trace.bytesIn = (trace.bytesIn ?? 0) + chunk.length;
+      callback(null, chunk);
+    },
+  });
+}
+
 /**
  * Forwards one HTTP request (its headers already prepared) through `dispatcher`. Hop-by-hop framing is
  * undici's: it rejects the fields it owns, so those go here; the body is handed over through its own
@@ -194,12 +219,14 @@ export function forwardHttp(
   const hasBody = requestHasBody(headers);
   // undici frames the body it is given (and refuses the field); Node already de-chunked it.
   if (headers['transfer-encoding'] !== undefined) delete headers['transfer-encoding'];
-  let body: PassThrough | null = null;
+  const trace = traceOf(req);
+  let body: PassThrough | Transform | null = null;
   if (hasBody) {
-    body = new PassThrough();
+    body = trace === undefined ? new PassThrough() : countingBody(trace);
     req.pipe(body);
   }
   const handler = new ForwardHandler(req, res, forward);
+  if (trace) trace.dispatchedAt = performance.now();
   (res as HandledResponse)[kHandler] = handler;
   res.once('close', abortOnClientClose);
   dispatcher.dispatch(

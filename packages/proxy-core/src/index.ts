@@ -20,5 +20,6 @@ export {
   scopeSetCookiePath,
   slashRedirectLocation,
 } from './response-rewrite.js';
+export { attachTrace, type RequestTrace, traceOf } from './trace.js';
 export { createTrustedProxyMatcher, normalizeRemoteAddress, parseIpAddress } from './trusted-proxies.js';
 export { isUpstreamConnectFailure } from './upstream-errors.js';

@@ -1,0 +1,127 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { attachTrace, type RequestTrace } from '@sandbox/proxy-core';
+
+/** One access line: a request or WebSocket, once it is over. */
+export interface AccessRecord {
+  requestId: string;
+  kind: 'http' | 'websocket';
+  /** The route prefix (`/previews`, `/internal-previews/proxy`), `host` for host routing; absent otherwise. */
+  route?: string;
+  sessionId?: string;
+  port?: number;
+  method: string;
+  /** The path without its query string (a query may carry tokens; it is never recorded). */
+  path: string;
+  /** The status sent (101 for a WebSocket the container accepted); 0 when the client left before any. */
+  status: number;
+  /**
+   * Body bytes received (as forwarded to the container; else as the client's Content-Length said) and
+   * bytes sent to the client on its connection (head and body).
+   */
+  bytesIn: number;
+  bytesOut: number;
+  /** From the proxy's dispatch to the request being on a connected upstream socket (0 when reused). */
+  upstreamConnectMs?: number;
+  durationMs: number;
+  /** Whether the exchange ended before the response did (client gone, upstream cut). */
+  aborted: boolean;
+}
+
+/** Receives access records; it must not throw or block (a logger's async write). */
+export type AccessRecorder = (record: AccessRecord) => void;
+
+// An incoming id is kept only when it is short and plain, so it cannot forge or break log lines.
+const REQUEST_ID = /^[\w.:@/+=-]{1,128}$/;
+
+/** The request's id: its `X-Request-Id` when usable, else a new UUID. */
+export function requestIdOf(req: IncomingMessage): string {
+  const incoming = req.headers['x-request-id'];
+  return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+}
+
+function pathOf(url: string | undefined): string {
+  const value = url ?? '/';
+  const queryAt = value.indexOf('?');
+  return queryAt === -1 ? value : value.slice(0, queryAt);
+}
+
+function startTrace(req: IncomingMessage): RequestTrace {
+  const trace: RequestTrace = { requestId: requestIdOf(req), startedAt: performance.now() };
+  attachTrace(req, trace);
+  // Forwarded to the container as the id this request is known by.
+  req.headers['x-request-id'] = trace.requestId;
+  return trace;
+}
+
+function common(trace: RequestTrace, req: IncomingMessage) {
+  const record: Omit<AccessRecord, 'kind' | 'status' | 'bytesIn' | 'bytesOut' | 'durationMs' | 'aborted'> = {
+    requestId: trace.requestId,
+    method: req.method ?? 'GET',
+    path: pathOf(req.url),
+  };
+  if (trace.route !== undefined) record.route = trace.route;
+  if (trace.sessionId !== undefined) record.sessionId = trace.sessionId;
+  if (trace.port !== undefined) record.port = trace.port;
+  if (trace.connectedAt !== undefined && trace.dispatchedAt !== undefined)
+    record.upstreamConnectMs = Math.round((trace.connectedAt - trace.dispatchedAt) * 1000) / 1000;
+  return record;
+}
+
+const elapsed = (trace: RequestTrace) => Math.round((performance.now() - trace.startedAt) * 1000) / 1000;
+
+/** Traces one HTTP request and records it when its response is over. Returns its id. */
+export function traceHttpRequest(req: IncomingMessage, res: ServerResponse, record: AccessRecorder): string {
+  const trace = startTrace(req);
+  // `req.url` is rewritten on the way (the proxy strips the prefix): keep what the client asked for.
+  const url = req.url;
+  const socket = req.socket;
+  const writtenAtStart = socket.bytesWritten;
+  res.once('close', () => {
+    record({
+      ...common(trace, req),
+      path: pathOf(url),
+      kind: 'http',
+      status: res.headersSent ? res.statusCode : 0,
+      bytesIn: trace.bytesIn ?? (Number(req.headers['content-length']) || 0),
+      bytesOut: socket.bytesWritten - writtenAtStart,
+      durationMs: elapsed(trace),
+      aborted: !res.writableFinished,
+    });
+  });
+  return trace.requestId;
+}
+
+/**
+ * Traces one upgrade and records it when its socket closes. Returns the `fail` wrapper that notes the
+ * status of an error answered instead of the upgrade.
+ */
+export function traceUpgrade(
+  req: IncomingMessage,
+  socket: Duplex & { bytesRead?: number; bytesWritten?: number },
+  record: AccessRecorder,
+): { noteFailure(status: number): void } {
+  const trace = startTrace(req);
+  const url = req.url;
+  const readAtStart = socket.bytesRead ?? 0;
+  const writtenAtStart = socket.bytesWritten ?? 0;
+  let failedWith: number | undefined;
+  socket.once('close', () => {
+    record({
+      ...common(trace, req),
+      path: pathOf(url),
+      kind: 'websocket',
+      status: failedWith ?? 101,
+      bytesIn: (socket.bytesRead ?? 0) - readAtStart,
+      bytesOut: (socket.bytesWritten ?? 0) - writtenAtStart,
+      durationMs: elapsed(trace),
+      aborted: false,
+    });
+  });
+  return {
+    noteFailure(status) {
+      failedWith = status;
+    },
+  };
+}

@@ -1,0 +1,51 @@
+import pino, { type Logger } from 'pino';
+import pretty from 'pino-pretty';
+import type { AccessRecord } from './access.js';
+
+export type { Logger } from 'pino';
+
+/** Log levels, as `LOG_LEVEL` takes them. */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/** Options of {@link createServiceLogger}. */
+export interface ServiceLoggerOptions {
+  /** The service's name, on every line. */
+  name: string;
+  level?: (typeof LOG_LEVELS)[number];
+  /** `json` (one object per line, the default) or `pretty` (for a terminal in development). */
+  format?: 'json' | 'pretty';
+  /** Where lines go. Default: stdout, written asynchronously (one write per event-loop turn, not one per line). */
+  destination?: NodeJS.WritableStream;
+}
+
+// Never written, whatever a caller passes: credentials of the internal API and of clients.
+const REDACTED = [
+  'headers.cookie',
+  'headers.authorization',
+  'headers["x-internal-service-key"]',
+  'headers["set-cookie"]',
+  '*.headers.cookie',
+  '*.headers.authorization',
+  '*.headers["x-internal-service-key"]',
+  '*.headers["set-cookie"]',
+];
+
+/**
+ * The apps' logger: pino, JSON by default. Stdout is written asynchronously (the lines of one event-loop turn in one write); call
+ * `logger.flush()` before exiting.
+ */
+export function createServiceLogger({
+  name,
+  level = 'info',
+  format = 'json',
+  destination,
+}: ServiceLoggerOptions): Logger {
+  const options = { name, level, redact: { paths: REDACTED, censor: '[redacted]' } };
+  if (format === 'pretty') return pino(options, pretty({ sync: true, destination: destination ?? 1 }));
+  return pino(options, destination ?? pino.destination({ dest: 1, sync: false }));
+}
+
+/** Writes one access line (info): the record's fields at the top level, message `access`. */
+export function logAccess(logger: Logger): (record: AccessRecord) => void {
+  return (record) => logger.info(record, 'access');
+}
