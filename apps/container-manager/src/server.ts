@@ -7,6 +7,7 @@ import {
   createDockerClient,
   createInMemoryRegistry,
   createPreviewApp,
+  createPreviewMetrics,
   createPreviewProxy,
   createRedisPreviewState,
   createServiceLogger,
@@ -15,12 +16,15 @@ import {
   dockerReadiness,
   type Logger,
   logAccess,
+  type PreviewMetrics,
   type PreviewRegistry,
   publishContainerStates,
+  serveMetrics,
   servePreviewApp,
   sharedStateReadiness,
   syncRegistryWithContainers,
   withHealthEndpoints,
+  withMetrics,
 } from '@sandbox/preview-core';
 import type { ContainerManagerConfig } from './config.js';
 
@@ -32,6 +36,8 @@ export interface RunningContainerManager {
   /** Stops accepting, lets in-flight requests finish for up to the grace period, then cuts the rest. */
   close(): Promise<void>;
   logger: Logger;
+  /** `http://host:port/metrics` when `METRICS_PORT` is set. */
+  metricsUrl?: string;
 }
 
 /** Dependencies a test may replace; production uses the defaults built from the configuration. */
@@ -45,7 +51,11 @@ export interface ContainerManagerDeps {
   logger?: Logger;
 }
 
-function createWatcher(config: ContainerManagerConfig, logger: Logger): ContainerWatcher {
+function createWatcher(
+  config: ContainerManagerConfig,
+  logger: Logger,
+  metrics: PreviewMetrics | undefined,
+): ContainerWatcher {
   const env =
     config.DOCKER_HOST === undefined ? process.env : { ...process.env, DOCKER_HOST: config.DOCKER_HOST };
   return createContainerWatcher({
@@ -54,6 +64,7 @@ function createWatcher(config: ContainerManagerConfig, logger: Logger): Containe
     events: createDockerClient(env, { timeoutMs: 0 }),
     network: config.PREVIEW_NETWORK,
     reconcileIntervalMs: config.DOCKER_RECONCILE_INTERVAL_MS,
+    ...(metrics ? { onDockerCall: metrics.countDockerCall } : {}),
     log: (message, details) =>
       logger.warn({ detail: details instanceof Error ? details.message : details }, `docker: ${message}`),
   });
@@ -88,12 +99,16 @@ export async function startContainerManager(
   const logger =
     deps.logger ??
     createServiceLogger({ name: 'container-manager', level: config.LOG_LEVEL, format: config.LOG_FORMAT });
-  const watcher = deps.watcher ?? createWatcher(config, logger);
+  // Metrics only when they are served: counting costs a little on every request.
+  const metrics = config.METRICS_PORT === undefined ? undefined : createPreviewMetrics();
+  const watcher = deps.watcher ?? createWatcher(config, logger, metrics);
   const unlog = logDockerEvents(watcher, logger);
   // With REDIS_URL, registrations and container states are shared with edge-proxy processes.
   const shared = config.REDIS_URL === undefined ? undefined : createSharedState(config.REDIS_URL, logger);
   const registry = deps.registry ?? shared?.registry ?? createInMemoryRegistry();
-  const resolver = deps.resolver ?? createWatchingResolver(watcher);
+  const resolver = deps.resolver ?? createWatchingResolver(watcher, metrics?.countCacheLookup);
+  const untrack = metrics?.trackWatcher(watcher) ?? (() => {});
+  if (metrics && shared) metrics.trackSharedState(shared);
   const unsync = syncRegistryWithContainers({ watcher, registry });
   const unpublish = shared ? publishContainerStates({ watcher, state: shared }) : () => {};
   // An unreachable engine does not stop start-up: the watcher keeps reconnecting in the background.
@@ -104,7 +119,7 @@ export async function startContainerManager(
     preserveHost: config.PRESERVE_HOST,
   });
   const app = createPreviewApp({
-    onAccess: logAccess(logger),
+    onAccess: withMetrics(logAccess(logger), metrics),
     logUnexpected: (error) => logger.error({ err: error }, 'unexpected error'),
     internalServiceKey: config.INTERNAL_SERVICE_KEY,
     registry,
@@ -128,12 +143,21 @@ export async function startContainerManager(
     },
   );
 
+  metrics?.trackServer(served.server);
+  const metricsServer =
+    metrics && config.METRICS_PORT !== undefined
+      ? await serveMetrics(metrics, { port: config.METRICS_PORT, host: config.HOST })
+      : undefined;
+
   return {
     server: served.server,
     url: served.url,
+    ...(metricsServer ? { metricsUrl: `${metricsServer.url}/metrics` } : {}),
     logger,
     async close() {
       await served.close();
+      await metricsServer?.close();
+      untrack();
       unsync();
       unpublish();
       unlog();

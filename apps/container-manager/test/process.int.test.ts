@@ -1,7 +1,12 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createInMemoryRegistry } from '@sandbox/preview-core';
-import { removeCreatedContainers, startSessionContainer, uniqueSessionId } from '@sandbox/test-fixtures';
+import {
+  connectWebSocket,
+  removeCreatedContainers,
+  startSessionContainer,
+  uniqueSessionId,
+} from '@sandbox/test-fixtures';
 import { afterAll, describe, expect, it } from 'vitest';
 import { errorBody, register, send, startManager, TEST_KEY } from './harness.js';
 
@@ -97,7 +102,7 @@ describe('start-up', () => {
 
 describe('shutdown', () => {
   it.each(['SIGTERM', 'SIGINT'] as const)(
-    'on %s lets an in-flight request finish, then exits 0',
+    'on %s closes WebSockets with 1001, lets an in-flight request finish, then exits 0',
     async (signal) => {
       const box = await startSessionContainer();
       const { child, output } = spawnMain({ INTERNAL_SERVICE_KEY: TEST_KEY, PORT: '0', HOST: '127.0.0.1' });
@@ -105,10 +110,17 @@ describe('shutdown', () => {
       expect((await register(url, box.sessionId, { port: 3000 })).status).toBe(201);
 
       const inFlight = send(url, `/previews/${box.sessionId}/__fixture/slow/1500`);
+      const ws = await connectWebSocket(`${url.replace('http', 'ws')}/previews/${box.sessionId}/ws`, {
+        timeoutMs: 5000,
+      });
+      await ws.next();
       await new Promise((resolve) => setTimeout(resolve, 300));
       const exited = once(child, 'exit');
       child.kill(signal);
 
+      // The WebSocket is told at once that the service is going away; the slow request still completes.
+      const closing = await ws.next(3000);
+      expect(closing).toEqual({ type: 'close', code: 1001, reason: '' });
       const reply = await inFlight;
       expect(reply.status).toBe(200);
       expect(reply.body.toString()).toBe('slow\n');

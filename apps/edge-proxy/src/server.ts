@@ -1,6 +1,7 @@
 import type { Server } from 'node:http';
 import {
   createPreviewApp,
+  createPreviewMetrics,
   createPreviewProxy,
   createRedisPreviewState,
   createServiceLogger,
@@ -8,9 +9,11 @@ import {
   type Logger,
   logAccess,
   type SharedPreviewState,
+  serveMetrics,
   servePreviewApp,
   sharedStateReadiness,
   withHealthEndpoints,
+  withMetrics,
 } from '@sandbox/preview-core';
 import type { EdgeProxyConfig } from './config.js';
 
@@ -22,6 +25,8 @@ export interface RunningEdgeProxy {
   /** The shared state it serves from (its link to Redis, its local replica). */
   state: SharedPreviewState;
   logger: Logger;
+  /** `http://host:port/metrics` when `METRICS_PORT` is set. */
+  metricsUrl?: string;
   /** Stops accepting, lets in-flight requests finish for up to the grace period, then cuts the rest. */
   close(): Promise<void>;
 }
@@ -49,8 +54,11 @@ export async function startEdgeProxy(
     trustedProxies: config.TRUSTED_PROXIES,
     preserveHost: config.PRESERVE_HOST,
   });
+  // Metrics only when they are served, on their own port: the public one never shows them.
+  const metrics = config.METRICS_PORT === undefined ? undefined : createPreviewMetrics();
+  metrics?.trackSharedState(state);
   const app = createPreviewApp({
-    onAccess: logAccess(logger),
+    onAccess: withMetrics(logAccess(logger), metrics),
     logUnexpected: (error) => logger.error({ err: error }, 'unexpected error'),
     registry: state.registry,
     resolver: createSharedStateResolver(state),
@@ -69,13 +77,20 @@ export async function startEdgeProxy(
     },
     { port: config.PORT, host: config.HOST, shutdownGraceMs: config.SHUTDOWN_GRACE_MS },
   );
+  metrics?.trackServer(served.server);
+  const metricsServer =
+    metrics && config.METRICS_PORT !== undefined
+      ? await serveMetrics(metrics, { port: config.METRICS_PORT, host: config.HOST })
+      : undefined;
   return {
     server: served.server,
     url: served.url,
+    ...(metricsServer ? { metricsUrl: `${metricsServer.url}/metrics` } : {}),
     state,
     logger,
     async close() {
       await served.close();
+      await metricsServer?.close();
       await state.close();
     },
   };

@@ -44,6 +44,8 @@ export interface ContainerWatcherOptions {
   reconnectDelayMs?: { initial: number; max: number };
   /** Deadline of one inspect. Default 3 s. */
   inspectTimeoutMs?: number;
+  /** Told of every Docker API call the watcher makes (`inspect`, `list`, `events`), for metrics. */
+  onDockerCall?: (operation: 'inspect' | 'list' | 'events') => void;
   /** Where stream trouble is reported. Default: silent. */
   log?: (message: string, details?: unknown) => void;
 }
@@ -78,6 +80,7 @@ export function createContainerWatcher(options: ContainerWatcherOptions = {}): C
     reconnectDelayMs = { initial: 100, max: 2_000 },
     inspectTimeoutMs = 3_000,
     log = () => {},
+    onDockerCall = () => {},
   } = options;
   const cache = createSessionCache();
   const listeners = new Set<ContainerWatcherListener>();
@@ -122,6 +125,7 @@ export function createContainerWatcher(options: ContainerWatcherOptions = {}): C
     const readClock = cache.clock();
     let entry: CachedContainer;
     try {
+      onDockerCall('inspect');
       const document = await docker
         .getContainer(containerNameFor(sessionId))
         .inspect({ abortSignal: AbortSignal.timeout(inspectTimeoutMs) });
@@ -179,6 +183,7 @@ export function createContainerWatcher(options: ContainerWatcherOptions = {}): C
 
   async function resync(): Promise<void> {
     const readClock = cache.clock();
+    onDockerCall('list');
     const entries = (await docker.listContainers({
       all: true,
       filters: { name: [CONTAINER_NAME_PREFIX] },
@@ -212,7 +217,10 @@ export function createContainerWatcher(options: ContainerWatcherOptions = {}): C
           const event = classifySessionEvent(message);
           if (event) onEvent(event, replayed);
         },
-        onSubscribed: resync,
+        onSubscribed: () => {
+          onDockerCall('events');
+          return resync();
+        },
         onConnected() {
           setConnection({ state: 'connected' });
           for (const resolve of syncedWaiters) resolve();

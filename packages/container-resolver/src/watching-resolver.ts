@@ -24,7 +24,11 @@ export function resolveCachedContainer(sessionId: string, entry: CachedContainer
  * never seen costs one inspect (shared by concurrent requests). While the event stream is down the cache
  * cannot be trusted, so requests get the contract's 500 with the reason the engine is unreachable.
  */
-export function createWatchingResolver(watcher: ContainerWatcher): ContainerResolver {
+export function createWatchingResolver(
+  watcher: ContainerWatcher,
+  /** Told whether each lookup was answered from the cache (`hit`) or cost an inspect (`miss`). */
+  onLookup?: (result: 'hit' | 'miss') => void,
+): ContainerResolver {
   return {
     async resolve(sessionId) {
       containerNameFor(sessionId);
@@ -32,6 +36,7 @@ export function createWatchingResolver(watcher: ContainerWatcher): ContainerReso
       if (connection.state === 'disconnected')
         throw previewErrors.containerLookupFailed(sessionId, connection.error);
       const cached = watcher.lookup(sessionId);
+      onLookup?.(cached ? 'hit' : 'miss');
       if (cached) return resolveCachedContainer(sessionId, cached);
       let entry: CachedContainer;
       try {

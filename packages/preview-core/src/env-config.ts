@@ -40,6 +40,8 @@ export const sharedEnvShape = {
       error: 'must be a domain name such as preview.example.com',
     })
     .optional(),
+  // Prometheus metrics on a port of their own (never the public one); unset: no metrics endpoint.
+  METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
   LOG_LEVEL: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
   // Pretty lines for a developer's terminal; JSON (one object per line) everywhere else.
   LOG_FORMAT: z

@@ -79,6 +79,13 @@ export {
   type ServiceLoggerOptions,
 } from './logger.js';
 export {
+  createPreviewMetrics,
+  type MetricsServer,
+  type PreviewMetrics,
+  serveMetrics,
+  withMetrics,
+} from './metrics.js';
+export {
   createInternalApiDocument,
   DEFAULT_INTERNAL_API_BASE_PATH,
   INTERNAL_API_OPERATIONS,

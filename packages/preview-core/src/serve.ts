@@ -23,6 +23,19 @@ export interface ServedPreviewApp {
   close(): Promise<void>;
 }
 
+// RFC 6455 5.5.1: a close frame from the server (unmasked), status 1001 "going away". Written between the
+// container's frames in the usual case; a frame of the container cut midway is lost with the connection
+// anyway. The TCP end follows, and the proxy then ends the container's side.
+const GOING_AWAY = Buffer.from([0x88, 0x02, 0x03, 0xe9]);
+
+function goAway(socket: Duplex): void {
+  if (socket.destroyed || !socket.writable) return;
+  socket.write(GOING_AWAY);
+  socket.end();
+  // A client that never answers the close must not hold the process.
+  setTimeout(() => socket.destroy(), 1000).unref();
+}
+
 /**
  * Serves an app (its request listener and WebSocket upgrades) on a `node:http` server with a graceful
  * close: what both apps run.
@@ -54,6 +67,8 @@ export async function servePreviewApp(
     async close() {
       const closed = once(server, 'close');
       server.close();
+      // WebSockets live as long as the page: waiting for them would always take the whole grace period.
+      for (const socket of tunnels) goAway(socket);
       // Keep-alive connections become idle as their last response ends; sweep them as they do, so the
       // process exits as soon as the in-flight work is done rather than at the end of the grace period.
       server.closeIdleConnections();
