@@ -12,5 +12,6 @@ runService('edge-proxy', async () => {
     close: () => edge.close(),
     logger: edge.logger,
     shutdownGraceMs: config.SHUTDOWN_GRACE_MS,
+    ...(edge.metricsUrl === undefined ? {} : { metricsUrl: edge.metricsUrl }),
   };
 });

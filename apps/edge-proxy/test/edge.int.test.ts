@@ -36,7 +36,12 @@ beforeAll(async () => {
     env: { ...shared, INTERNAL_SERVICE_KEY: KEY },
   });
   // An edge gets no Docker address, and its view of the engine's socket is /dev/null.
-  const edge = () => startAppProcess({ appDir: appDir('edge-proxy'), env: shared, hideDockerSocket: true });
+  const edge = () =>
+    startAppProcess({
+      appDir: appDir('edge-proxy'),
+      env: { ...shared, METRICS_PORT: '0' },
+      hideDockerSocket: true,
+    });
   edges = await Promise.all([edge(), edge()]);
 });
 
@@ -79,6 +84,15 @@ async function untilEveryEdge(
 }
 
 const ok = (reply: Reply) => reply.status === 200;
+
+/** One value of an edge's /metrics (its own port, never the public one). */
+async function metric(edge: AppProcess, name: string): Promise<number | undefined> {
+  const url = edge.metricsUrl();
+  if (url === undefined) throw new Error(`no metrics URL in:\n${edge.output()}`);
+  const text = await (await fetch(url)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+  return line === undefined ? undefined : Number(line.slice(name.length + 1));
+}
 
 describe('one manager, two edges, one Redis', () => {
   let box: SessionContainer;
@@ -217,6 +231,7 @@ describe('one manager, two edges, one Redis', () => {
     await redis.kill();
     // Down: known previews are still served, readiness says why not ready.
     await untilEveryEdge('/readyz', (reply) => reply.status === 503, 5000);
+    for (const edge of edges) expect(await metric(edge, 'preview_redis_synced')).toBe(0);
     await untilEveryEdge(path, ok, 1000);
     // A registration made while Redis is down is accepted by the manager and not lost.
     expect((await register(later.sessionId, 3000)).status).toBe(201);
@@ -228,6 +243,13 @@ describe('one manager, two edges, one Redis', () => {
     expect(convergedMs).toBeLessThan(5000);
     await untilEveryEdge(path, ok, 1000);
     await untilEveryEdge('/readyz', ok, 5000);
+    for (const edge of edges) {
+      expect(await metric(edge, 'preview_redis_synced')).toBe(1);
+      expect(
+        await metric(edge, 'preview_http_requests_total{route="/previews",method="GET",status_class="2xx"}'),
+      ).toBeGreaterThan(5);
+      expect((await send(edge.url, '/metrics')).status).toBe(404);
+    }
     expect(edges[0]?.output()).toMatch(/redis/i);
   });
 });

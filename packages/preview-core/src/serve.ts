@@ -91,6 +91,8 @@ export interface RunningService {
   shutdownGraceMs: number;
   /** Where the service logs; flushed before the process exits. Default: the console. */
   logger?: Logger;
+  /** The metrics endpoint, when it serves one. */
+  metricsUrl?: string;
 }
 
 /**
@@ -105,6 +107,8 @@ export function runService(name: string, start: () => Promise<RunningService>): 
     const info = (message: string, fields: Record<string, unknown> = {}) =>
       log ? log.info(fields, message) : console.log(message);
     info(`${name} listening on ${service.url}`, { url: service.url });
+    if (service.metricsUrl !== undefined)
+      info(`${name} metrics on ${service.metricsUrl}`, { metricsUrl: service.metricsUrl });
     const exit = (code: number) => {
       if (log) log.flush(() => process.exit(code));
       else process.exit(code);
