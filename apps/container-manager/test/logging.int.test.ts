@@ -96,6 +96,7 @@ describe('logs', () => {
     expect(await accessLine('ws-req-1')).toMatchObject({
       kind: 'websocket',
       status: 101,
+      closeCode: 1000,
       route: '/previews',
       sessionId: box.sessionId,
       port: 3000,

@@ -54,6 +54,7 @@ describe('metrics', () => {
     expect(m.get('preview_http_requests_total{route="/previews",method="GET",status_class="4xx"}')).toBe(1);
     expect(m.get('preview_http_requests_total{route="api",method="POST",status_class="2xx"}')).toBe(1);
     expect(m.get('preview_websockets_total{route="/previews",status_class="1xx"}')).toBe(1);
+    expect(m.get('preview_registration_requests_total{method="POST",status_class="2xx"}')).toBe(1);
     expect(m.get('preview_request_duration_seconds_count{route="/previews"}')).toBe(4);
     expect(m.get('preview_upstream_connect_seconds_count{route="/previews"}')).toBe(3);
     // The registration's check, three requests and the WebSocket: five lookups, the 404 needed none.

@@ -25,6 +25,8 @@ export interface AccessRecord {
   /** From the proxy's dispatch to the request being on a connected upstream socket (0 when reused). */
   upstreamConnectMs?: number;
   durationMs: number;
+  /** A WebSocket's close code (the first close frame either side sent); absent when none was sent. */
+  closeCode?: number;
   /** Whether the exchange ended before the response did (client gone, upstream cut). */
   aborted: boolean;
 }
@@ -64,6 +66,7 @@ function common(trace: RequestTrace, req: IncomingMessage) {
   if (trace.route !== undefined) record.route = trace.route;
   if (trace.sessionId !== undefined) record.sessionId = trace.sessionId;
   if (trace.port !== undefined) record.port = trace.port;
+  if (trace.closeCode !== undefined) record.closeCode = trace.closeCode;
   if (trace.connectedAt !== undefined && trace.dispatchedAt !== undefined)
     record.upstreamConnectMs = Math.round((trace.connectedAt - trace.dispatchedAt) * 1000) / 1000;
   return record;

@@ -75,6 +75,12 @@ export function createPreviewMetrics({
     help: 'Open tunnelled WebSockets',
     registers: [registry],
   });
+  const registrations = new Counter({
+    name: `${prefix}registration_requests_total`,
+    help: 'Calls of the registration API (add: POST, list: GET, remove: DELETE), by status class',
+    labelNames: ['method', 'status_class'],
+    registers: [registry],
+  });
   const cache = new Counter({
     name: `${prefix}container_cache_lookups_total`,
     help: 'Container lookups answered from the Docker watcher cache (hit) or by an inspect (miss)',
@@ -120,6 +126,8 @@ export function createPreviewMetrics({
         return;
       }
       requests.inc({ route, method: record.method, status_class: statusClass(record.status) });
+      if (route === 'api' && record.path.startsWith(`${apiPrefix}/sessions/`))
+        registrations.inc({ method: record.method, status_class: statusClass(record.status) });
       if (record.sessionId === undefined) return;
       duration.observe({ route }, record.durationMs / 1000);
       if (record.upstreamConnectMs !== undefined)

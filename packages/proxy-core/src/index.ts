@@ -23,3 +23,4 @@ export {
 export { attachTrace, type RequestTrace, traceOf } from './trace.js';
 export { createTrustedProxyMatcher, normalizeRemoteAddress, parseIpAddress } from './trusted-proxies.js';
 export { isUpstreamConnectFailure } from './upstream-errors.js';
+export { createCloseCodeSniffer } from './websocket-close.js';

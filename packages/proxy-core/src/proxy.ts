@@ -8,8 +8,10 @@ import { createUpstreamAgent, type UpstreamAgentOptions } from './agent.js';
 import { applyForwardedHeaders } from './forwarded-headers.js';
 import { stripRequestHeaders } from './headers.js';
 import { createUpstreamDispatcher, forwardHttp } from './http-forward.js';
+import { type RequestTrace, traceOf } from './trace.js';
 import { createTrustedProxyMatcher } from './trusted-proxies.js';
 import { isUpstreamConnectFailure } from './upstream-errors.js';
+import { createCloseCodeSniffer } from './websocket-close.js';
 
 /** Where a request goes: a container's address and the port its preview listens on. */
 export interface UpstreamTarget {
@@ -80,6 +82,15 @@ function pendingOf(req: IncomingMessage): PendingForward | undefined {
   return (req as ProxiedRequest)[kForward];
 }
 
+// For the access line: the code of the first close frame either side sends (read along, never altered).
+function noteCloseCode(trace: RequestTrace, client: Duplex, upstream: Duplex): void {
+  const note = (code: number | undefined) => {
+    if (trace.closeCode === undefined && code !== undefined) trace.closeCode = code;
+  };
+  upstream.on('data', createCloseCodeSniffer(note));
+  client.on('data', createCloseCodeSniffer(note));
+}
+
 // Upgrades only (plain HTTP goes through undici): an HTTP error can still be written on the client's
 // socket as long as the container has not answered.
 function onProxyError(error: Error, req: IncomingMessage, socket: ServerResponse | Duplex): void {
@@ -94,7 +105,7 @@ function onProxyError(error: Error, req: IncomingMessage, socket: ServerResponse
 // Installed instead of http-proxy-middleware's default plugins, whose logger writes synchronously per
 // request and whose error responder answers plain text with 504/500.
 const previewProxyPlugin: Plugin = (proxyServer) => {
-  proxyServer.on('proxyReqWs', (proxyReq, req) => {
+  proxyServer.on('proxyReqWs', (proxyReq, req, socket) => {
     const pending = pendingOf(req);
     if (!pending) return;
     proxyReq.path = pending.forwardPath;
@@ -104,6 +115,13 @@ const previewProxyPlugin: Plugin = (proxyServer) => {
     };
     proxyReq.once('upgrade', answered);
     proxyReq.once('response', answered);
+    const trace = traceOf(req);
+    // After http-proxy's own handler has piped the two sockets (a 'data' listener attached before would
+    // start the flow early, and the pipe would miss the first bytes).
+    if (trace)
+      proxyReq.once('upgrade', (_res: IncomingMessage, upstream: Duplex) =>
+        queueMicrotask(() => noteCloseCode(trace, socket, upstream)),
+      );
   });
   proxyServer.on('error', onProxyError);
 };

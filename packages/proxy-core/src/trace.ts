@@ -16,6 +16,8 @@ export interface RequestTrace {
   /** When the proxy dispatched the request, and when it was on a connected upstream socket. */
   dispatchedAt?: number;
   connectedAt?: number;
+  /** A WebSocket's close code: the first close frame either side sent. */
+  closeCode?: number;
   /** Body bytes forwarded to the container, counted when the proxy forwards a body. */
   bytesIn?: number;
 }
