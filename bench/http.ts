@@ -462,16 +462,24 @@ interface Manager {
   output(): string;
 }
 
+// Access logs off by default, as nginx's (`access_log off` above): the comparison is of proxying.
+// `ACCESS_LOG=true pnpm bench` measures ours and edge writing one JSON line per request.
+const ACCESS_LOG = process.env.ACCESS_LOG === 'true' ? 'true' : 'false';
+
 async function startManager(
   extraNodeArgs: string[] = [],
   extraEnv: Record<string, string> = {},
 ): Promise<Manager> {
-  return startApp(APP_DIR, 'container-manager', extraNodeArgs, { INTERNAL_SERVICE_KEY: KEY, ...extraEnv });
+  return startApp(APP_DIR, 'container-manager', extraNodeArgs, {
+    INTERNAL_SERVICE_KEY: KEY,
+    ACCESS_LOG,
+    ...extraEnv,
+  });
 }
 
 /** edge-proxy as `pnpm --filter @sandbox/edge-proxy start` runs it, reading from `redisUrl`. */
 function startEdge(redisUrl: string): Promise<Manager> {
-  return startApp(EDGE_DIR, 'edge-proxy', [], { REDIS_URL: redisUrl });
+  return startApp(EDGE_DIR, 'edge-proxy', [], { REDIS_URL: redisUrl, ACCESS_LOG });
 }
 
 async function startApp(

@@ -13,6 +13,7 @@ describe('loadConfig', () => {
       PRESERVE_HOST: true,
       LOG_LEVEL: 'info',
       LOG_FORMAT: 'json',
+      ACCESS_LOG: true,
     });
   });
 

@@ -16,6 +16,7 @@ import {
   dockerReadiness,
   type Logger,
   logAccess,
+  optional,
   type PreviewMetrics,
   type PreviewRegistry,
   publishContainerStates,
@@ -119,7 +120,7 @@ export async function startContainerManager(
     preserveHost: config.PRESERVE_HOST,
   });
   const app = createPreviewApp({
-    onAccess: withMetrics(logAccess(logger), metrics),
+    ...optional('onAccess', withMetrics(config.ACCESS_LOG ? logAccess(logger) : undefined, metrics)),
     logUnexpected: (error) => logger.error({ err: error }, 'unexpected error'),
     internalServiceKey: config.INTERNAL_SERVICE_KEY,
     registry,

@@ -128,3 +128,24 @@ describe('logs', () => {
     for (const secret of secrets) expect(output, secret).not.toContain(secret);
   });
 });
+
+describe('ACCESS_LOG=false', () => {
+  it('writes no access line and adds no request id', async () => {
+    const quiet = await startManagerProcess({ LOG_LEVEL: 'info', ACCESS_LOG: 'false' });
+    try {
+      expect((await register(quiet.url, box.sessionId, { port: 3000 })).status).toBe(201);
+      const reply = await send(quiet.url, `/previews/${box.sessionId}/`, {
+        headers: { 'x-request-id': 'kept-as-is' },
+      });
+      expect(reply.status).toBe(200);
+      expect(reply.headers['x-request-id']).toBeUndefined();
+      // The client's own header still reaches the container, untouched.
+      expect(reply.json<{ headers: Record<string, string> }>().headers['x-request-id']).toBe('kept-as-is');
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(quiet.output()).toContain('listening on');
+      expect(quiet.output()).not.toContain('"msg":"access"');
+    } finally {
+      await quiet.stop();
+    }
+  });
+});

@@ -8,6 +8,7 @@ import {
   createSharedStateResolver,
   type Logger,
   logAccess,
+  optional,
   type SharedPreviewState,
   serveMetrics,
   servePreviewApp,
@@ -58,7 +59,7 @@ export async function startEdgeProxy(
   const metrics = config.METRICS_PORT === undefined ? undefined : createPreviewMetrics();
   metrics?.trackSharedState(state);
   const app = createPreviewApp({
-    onAccess: withMetrics(logAccess(logger), metrics),
+    ...optional('onAccess', withMetrics(config.ACCESS_LOG ? logAccess(logger) : undefined, metrics)),
     logUnexpected: (error) => logger.error({ err: error }, 'unexpected error'),
     registry: state.registry,
     resolver: createSharedStateResolver(state),

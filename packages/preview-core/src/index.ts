@@ -45,6 +45,7 @@ export { type RegistrySyncOptions, syncRegistryWithContainers } from './containe
 export {
   ConfigError,
   listenPortSchema,
+  optional,
   parseEnvConfig,
   sharedEnvShape,
 } from './env-config.js';

@@ -201,12 +201,16 @@ export async function serveMetrics(
   };
 }
 
-/** An access recorder that also counts the record in `metrics` (when given). */
+/**
+ * The access recorder of a service: the access log and/or the metrics, or `undefined` when neither is on
+ * (then requests carry no trace and no request id, and cost nothing for them).
+ */
 export function withMetrics(
-  record: (entry: AccessRecord) => void,
+  record: ((entry: AccessRecord) => void) | undefined,
   metrics: Pick<PreviewMetrics, 'recordAccess'> | undefined,
-): (entry: AccessRecord) => void {
+): ((entry: AccessRecord) => void) | undefined {
   if (!metrics) return record;
+  if (!record) return (entry) => metrics.recordAccess(entry);
   return (entry) => {
     record(entry);
     metrics.recordAccess(entry);
