@@ -57,11 +57,23 @@ function startTrace(req: IncomingMessage): RequestTrace {
   return trace;
 }
 
-function common(trace: RequestTrace, req: IncomingMessage) {
-  const record: Omit<AccessRecord, 'kind' | 'status' | 'bytesIn' | 'bytesOut' | 'durationMs' | 'aborted'> = {
+// One object built in one go, in a fixed field order: this runs once per request on the hot path.
+function finish(
+  trace: RequestTrace,
+  req: IncomingMessage,
+  url: string | undefined,
+  fields: Pick<AccessRecord, 'kind' | 'status' | 'bytesIn' | 'bytesOut' | 'aborted'>,
+): AccessRecord {
+  const record: AccessRecord = {
     requestId: trace.requestId,
+    kind: fields.kind,
     method: req.method ?? 'GET',
-    path: pathOf(req.url),
+    path: pathOf(url),
+    status: fields.status,
+    bytesIn: fields.bytesIn,
+    bytesOut: fields.bytesOut,
+    durationMs: Math.round((performance.now() - trace.startedAt) * 1000) / 1000,
+    aborted: fields.aborted,
   };
   if (trace.route !== undefined) record.route = trace.route;
   if (trace.sessionId !== undefined) record.sessionId = trace.sessionId;
@@ -72,8 +84,6 @@ function common(trace: RequestTrace, req: IncomingMessage) {
   return record;
 }
 
-const elapsed = (trace: RequestTrace) => Math.round((performance.now() - trace.startedAt) * 1000) / 1000;
-
 /** Traces one HTTP request and records it when its response is over. Returns its id. */
 export function traceHttpRequest(req: IncomingMessage, res: ServerResponse, record: AccessRecorder): string {
   const trace = startTrace(req);
@@ -82,16 +92,15 @@ export function traceHttpRequest(req: IncomingMessage, res: ServerResponse, reco
   const socket = req.socket;
   const writtenAtStart = socket.bytesWritten;
   res.once('close', () => {
-    record({
-      ...common(trace, req),
-      path: pathOf(url),
-      kind: 'http',
-      status: res.headersSent ? res.statusCode : 0,
-      bytesIn: trace.bytesIn ?? (Number(req.headers['content-length']) || 0),
-      bytesOut: socket.bytesWritten - writtenAtStart,
-      durationMs: elapsed(trace),
-      aborted: !res.writableFinished,
-    });
+    record(
+      finish(trace, req, url, {
+        kind: 'http',
+        status: res.headersSent ? res.statusCode : 0,
+        bytesIn: trace.bytesIn ?? (Number(req.headers['content-length']) || 0),
+        bytesOut: socket.bytesWritten - writtenAtStart,
+        aborted: !res.writableFinished,
+      }),
+    );
   });
   return trace.requestId;
 }
@@ -111,16 +120,15 @@ export function traceUpgrade(
   const writtenAtStart = socket.bytesWritten ?? 0;
   let failedWith: number | undefined;
   socket.once('close', () => {
-    record({
-      ...common(trace, req),
-      path: pathOf(url),
-      kind: 'websocket',
-      status: failedWith ?? 101,
-      bytesIn: (socket.bytesRead ?? 0) - readAtStart,
-      bytesOut: (socket.bytesWritten ?? 0) - writtenAtStart,
-      durationMs: elapsed(trace),
-      aborted: false,
-    });
+    record(
+      finish(trace, req, url, {
+        kind: 'websocket',
+        status: failedWith ?? 101,
+        bytesIn: (socket.bytesRead ?? 0) - readAtStart,
+        bytesOut: (socket.bytesWritten ?? 0) - writtenAtStart,
+        aborted: false,
+      }),
+    );
   });
   return {
     noteFailure(status) {

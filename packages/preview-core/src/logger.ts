@@ -18,17 +18,22 @@ export interface ServiceLoggerOptions {
   destination?: NodeJS.WritableStream;
 }
 
-// Never written, whatever a caller passes: credentials of the internal API and of clients.
-const REDACTED = [
-  'headers.cookie',
-  'headers.authorization',
-  'headers["x-internal-service-key"]',
-  'headers["set-cookie"]',
-  '*.headers.cookie',
-  '*.headers.authorization',
-  '*.headers["x-internal-service-key"]',
-  '*.headers["set-cookie"]',
-];
+// Never written, whatever a caller passes: credentials of the internal API and of clients, at the places a
+// request or response object puts them. Exact paths only: a wildcard makes the redactor walk every field of
+// every line (measured: 9 % of the proxy's CPU with one access line per request).
+const REDACTED = ['req', 'res', 'request', 'response']
+  .flatMap((at) => [
+    `${at}.headers.cookie`,
+    `${at}.headers.authorization`,
+    `${at}.headers["x-internal-service-key"]`,
+    `${at}.headers["set-cookie"]`,
+  ])
+  .concat([
+    'headers.cookie',
+    'headers.authorization',
+    'headers["x-internal-service-key"]',
+    'headers["set-cookie"]',
+  ]);
 
 /**
  * The apps' logger: pino, JSON by default. Stdout is written asynchronously (the lines of one event-loop turn in one write); call
