@@ -14,13 +14,13 @@ import {
   createWatchingResolver,
   describeCause,
   dockerReadiness,
+  exposeMetrics,
   type Logger,
   logAccess,
   optional,
   type PreviewMetrics,
   type PreviewRegistry,
   publishContainerStates,
-  serveMetrics,
   servePreviewApp,
   sharedStateReadiness,
   syncRegistryWithContainers,
@@ -144,11 +144,10 @@ export async function startContainerManager(
     },
   );
 
-  metrics?.trackServer(served.server);
-  const metricsServer =
-    metrics && config.METRICS_PORT !== undefined
-      ? await serveMetrics(metrics, { port: config.METRICS_PORT, host: config.HOST })
-      : undefined;
+  const metricsServer = await exposeMetrics(metrics, served.server, {
+    port: config.METRICS_PORT,
+    host: config.HOST,
+  });
 
   return {
     server: served.server,

@@ -6,11 +6,11 @@ import {
   createRedisPreviewState,
   createServiceLogger,
   createSharedStateResolver,
+  exposeMetrics,
   type Logger,
   logAccess,
   optional,
   type SharedPreviewState,
-  serveMetrics,
   servePreviewApp,
   sharedStateReadiness,
   withHealthEndpoints,
@@ -78,11 +78,10 @@ export async function startEdgeProxy(
     },
     { port: config.PORT, host: config.HOST, shutdownGraceMs: config.SHUTDOWN_GRACE_MS },
   );
-  metrics?.trackServer(served.server);
-  const metricsServer =
-    metrics && config.METRICS_PORT !== undefined
-      ? await serveMetrics(metrics, { port: config.METRICS_PORT, host: config.HOST })
-      : undefined;
+  const metricsServer = await exposeMetrics(metrics, served.server, {
+    port: config.METRICS_PORT,
+    host: config.HOST,
+  });
   return {
     server: served.server,
     url: served.url,

@@ -81,6 +81,7 @@ export {
 } from './logger.js';
 export {
   createPreviewMetrics,
+  exposeMetrics,
   type MetricsServer,
   type PreviewMetrics,
   serveMetrics,

@@ -216,3 +216,17 @@ export function withMetrics(
     metrics.recordAccess(entry);
   };
 }
+
+/**
+ * The metrics of a service, when it has any: counts `server`'s connections and serves `/metrics` on
+ * `port` (never the public one). Resolves to `undefined` when `metrics` or `port` is not given.
+ */
+export async function exposeMetrics(
+  metrics: PreviewMetrics | undefined,
+  server: Server,
+  { port, host }: { port: number | undefined; host: string },
+): Promise<MetricsServer | undefined> {
+  if (metrics === undefined || port === undefined) return undefined;
+  metrics.trackServer(server);
+  return serveMetrics(metrics, { port, host });
+}

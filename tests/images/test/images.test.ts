@@ -3,12 +3,12 @@
 // container: container-manager alone, then container-manager + edge-proxy sharing a Redis.
 import { execFile } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
-import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import {
   DockerCommandError,
   docker,
+  freePort,
   type RedisServerHandle,
   RUN_LABEL,
   removeCreatedContainers,
@@ -70,21 +70,6 @@ async function logsOf(name: string): Promise<string> {
   } catch (error) {
     return `(no logs: ${error instanceof DockerCommandError ? error.stderr : String(error)})`;
   }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === 'object' && address !== null
-          ? resolve(address.port)
-          : reject(new Error('no port')),
-      );
-    });
-  });
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
