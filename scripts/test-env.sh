@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes this machine ready for `pnpm test`: a running Docker engine, the fixture images, redis-server (the
 # tests start their own, on free loopback ports) and Chromium (for tests/browser). On Debian as root it
-# installs what is missing (docker.io, busybox-static, redis-server, chromium) and starts dockerd; elsewhere
+# installs what is missing (docker.io, busybox-static, redis-server, chromium, wrk) and starts dockerd; elsewhere
 # it says what to do. Idempotent and quick when everything is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +15,8 @@ command -v chromium >/dev/null || missing+=(chromium)
 command -v redis-server >/dev/null || missing+=(redis-server)
 # The edge tests run edge-proxy in a mount namespace of its own where the Docker socket is /dev/null.
 command -v unshare >/dev/null || missing+=(util-linux)
+# The load test (tests/load) drives 256 connections with wrk.
+command -v wrk >/dev/null || missing+=(wrk)
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
     log "missing: ${missing[*]}; install them (Debian: apt-get install -y ${missing[*]}) and run again"
