@@ -22,6 +22,7 @@ import {
   type PreviewRegistry,
   publishContainerStates,
   servePreviewApp,
+  serviceLimits,
   sharedStateReadiness,
   syncRegistryWithContainers,
   withHealthEndpoints,
@@ -97,6 +98,10 @@ export async function startContainerManager(
   config: ContainerManagerConfig,
   deps: ContainerManagerDeps = {},
 ): Promise<RunningContainerManager> {
+  // Bad limits or an invalid TRUSTED_PROXIES / UPSTREAM_NETWORKS entry stop start-up here, naming the
+  // variable, before anything is started.
+  const limits = serviceLimits(config);
+  const proxy = createPreviewProxy(limits.proxy);
   const logger =
     deps.logger ??
     createServiceLogger({ name: 'container-manager', level: config.LOG_LEVEL, format: config.LOG_FORMAT });
@@ -114,11 +119,6 @@ export async function startContainerManager(
   const unpublish = shared ? publishContainerStates({ watcher, state: shared }) : () => {};
   // An unreachable engine does not stop start-up: the watcher keeps reconnecting in the background.
   watcher.start();
-  // An invalid TRUSTED_PROXIES entry throws here, stopping start-up with the entry named.
-  const proxy = createPreviewProxy({
-    trustedProxies: config.TRUSTED_PROXIES,
-    preserveHost: config.PRESERVE_HOST,
-  });
   const app = createPreviewApp({
     ...optional('onAccess', withMetrics(config.ACCESS_LOG ? logAccess(logger) : undefined, metrics)),
     logUnexpected: (error) => logger.error({ err: error }, 'unexpected error'),
@@ -126,6 +126,7 @@ export async function startContainerManager(
     registry,
     resolver,
     proxy,
+    isAllowedUpstream: limits.isAllowedUpstream,
     ...(config.PREVIEW_DOMAIN === undefined ? {} : { previewDomain: config.PREVIEW_DOMAIN }),
   });
   const served = await servePreviewApp(
@@ -141,6 +142,7 @@ export async function startContainerManager(
       port: config.PORT,
       host: config.HOST,
       shutdownGraceMs: config.SHUTDOWN_GRACE_MS,
+      limits: limits.client,
     },
   );
 

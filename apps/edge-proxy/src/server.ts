@@ -12,6 +12,7 @@ import {
   optional,
   type SharedPreviewState,
   servePreviewApp,
+  serviceLimits,
   sharedStateReadiness,
   withHealthEndpoints,
   withMetrics,
@@ -45,15 +46,14 @@ export async function startEdgeProxy(
     format: config.LOG_FORMAT,
   }),
 ): Promise<RunningEdgeProxy> {
+  // Bad limits or an invalid TRUSTED_PROXIES / UPSTREAM_NETWORKS entry stop start-up here, naming the
+  // variable, before anything is opened.
+  const limits = serviceLimits(config);
+  const proxy = createPreviewProxy(limits.proxy);
   const state = createRedisPreviewState({
     url: config.REDIS_URL,
     role: 'reader',
     log: (message, details) => logger.info(details ?? {}, message),
-  });
-  // An invalid TRUSTED_PROXIES entry throws here, stopping start-up with the entry named.
-  const proxy = createPreviewProxy({
-    trustedProxies: config.TRUSTED_PROXIES,
-    preserveHost: config.PRESERVE_HOST,
   });
   // Metrics only when they are served, on their own port: the public one never shows them.
   const metrics = config.METRICS_PORT === undefined ? undefined : createPreviewMetrics();
@@ -64,6 +64,7 @@ export async function startEdgeProxy(
     registry: state.registry,
     resolver: createSharedStateResolver(state),
     proxy,
+    isAllowedUpstream: limits.isAllowedUpstream,
     internalProxy: false,
     ...(config.PREVIEW_DOMAIN === undefined ? {} : { previewDomain: config.PREVIEW_DOMAIN }),
   });
@@ -76,7 +77,12 @@ export async function startEdgeProxy(
       }),
       handleUpgrade: app.handleUpgrade,
     },
-    { port: config.PORT, host: config.HOST, shutdownGraceMs: config.SHUTDOWN_GRACE_MS },
+    {
+      port: config.PORT,
+      host: config.HOST,
+      shutdownGraceMs: config.SHUTDOWN_GRACE_MS,
+      limits: limits.client,
+    },
   );
   const metricsServer = await exposeMetrics(metrics, served.server, {
     port: config.METRICS_PORT,

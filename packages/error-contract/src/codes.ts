@@ -21,6 +21,12 @@ export const PREVIEW_ERROR_CODES = [
   'ROUTE_NOT_FOUND',
   'UPGRADE_NOT_SUPPORTED',
   'PORT_NOT_REGISTERED',
+  'PROXY_TIMEOUT',
+  'TOO_MANY_CONNECTIONS',
+  'HEADERS_TOO_LARGE',
+  'MALFORMED_REQUEST',
+  'REQUEST_TIMEOUT',
+  'CONTAINER_ADDRESS_REFUSED',
   'INTERNAL',
 ] as const;
 
@@ -45,6 +51,12 @@ export const ERROR_STATUS = {
   ROUTE_NOT_FOUND: 404,
   UPGRADE_NOT_SUPPORTED: 400,
   PORT_NOT_REGISTERED: 404,
+  PROXY_TIMEOUT: 504,
+  TOO_MANY_CONNECTIONS: 429,
+  HEADERS_TOO_LARGE: 431,
+  MALFORMED_REQUEST: 400,
+  REQUEST_TIMEOUT: 408,
+  CONTAINER_ADDRESS_REFUSED: 500,
   INTERNAL: 500,
 } as const satisfies Record<PreviewErrorCode, number>;
 
@@ -59,10 +71,14 @@ const REASON_PHRASES: Readonly<Record<number, string>> = {
   400: 'Bad Request',
   403: 'Forbidden',
   404: 'Not Found',
+  408: 'Request Timeout',
   413: 'Payload Too Large',
   415: 'Unsupported Media Type',
+  429: 'Too Many Requests',
+  431: 'Request Header Fields Too Large',
   500: 'Internal Server Error',
   502: 'Bad Gateway',
+  504: 'Gateway Timeout',
 };
 
 /** The HTTP reason phrase sent as `error` for a status. */

@@ -51,6 +51,12 @@ describe('new rows', () => {
     [previewErrors.routeNotFound('GET', '/nope'), 404],
     [previewErrors.upgradeNotSupported(), 400],
     [previewErrors.portNotRegistered('abc', 3000), 404],
+    [previewErrors.proxyTimeout(), 504],
+    [previewErrors.tooManyConnections('abc'), 429],
+    [previewErrors.headersTooLarge(), 431],
+    [previewErrors.malformedRequest(), 400],
+    [previewErrors.requestTimeout(), 408],
+    [previewErrors.containerAddressRefused('abc'), 500],
   ])('%s has status %i and a known reason phrase', (error, status) => {
     const { body } = toErrorResponse(error);
     expect(body.statusCode).toBe(status);

@@ -106,6 +106,33 @@ export const previewErrors = {
   /** 404: removing a port the session does not have (the session may have others). */
   portNotRegistered: (sessionId: string, port: number) =>
     new PreviewError('PORT_NOT_REGISTERED', `Port ${port} is not registered for session ${sessionId}`),
+  /** 504: the container did not send its response head (or answer an upgrade) within the proxy timeout. */
+  proxyTimeout: (cause?: unknown) =>
+    new PreviewError(
+      'PROXY_TIMEOUT',
+      'Preview server did not respond in time',
+      cause === undefined ? {} : { cause },
+    ),
+  /** 429: the session already has as many requests and WebSockets in flight as one session may. */
+  tooManyConnections: (sessionId: string) =>
+    new PreviewError('TOO_MANY_CONNECTIONS', `Too many concurrent connections for session ${sessionId}`),
+  /** 431: the request head is larger, or has more fields, than the server accepts. */
+  headersTooLarge: () => new PreviewError('HEADERS_TOO_LARGE', 'Request header fields too large'),
+  /** 400: the bytes are not an HTTP/1.x request the parser accepts (ambiguous framing included). */
+  malformedRequest: (cause?: unknown) =>
+    new PreviewError('MALFORMED_REQUEST', 'Malformed HTTP request', cause === undefined ? {} : { cause }),
+  /** 408: the client did not send its head, or its whole request, in time. */
+  requestTimeout: () => new PreviewError('REQUEST_TIMEOUT', 'Request was not received in time'),
+  /**
+   * 500: the container's address is one the proxy never forwards to (loopback, unspecified, link-local,
+   * multicast, the host's own, or outside the allowed networks): a poisoned state must not turn the proxy
+   * into a way into the host.
+   */
+  containerAddressRefused: (sessionId: string) =>
+    new PreviewError(
+      'CONTAINER_ADDRESS_REFUSED',
+      `Container for session ${sessionId} has an address the proxy does not forward to`,
+    ),
   /** 500: anything unexpected; details go to the logs only. */
   internal: (cause?: unknown) =>
     new PreviewError('INTERNAL', 'Internal server error', cause === undefined ? {} : { cause }),

@@ -43,5 +43,13 @@ export function createStaticPreviewApp(hosts: Record<string, string>, internalSe
       return { ip, network: 'static', containerId: sessionId, labels: {} };
     },
   };
-  return createPreviewApp({ registry, resolver, internalServiceKey });
+  const allowed = new Set(Object.values(hosts));
+  return createPreviewApp({
+    registry,
+    resolver,
+    internalServiceKey,
+    // By default only private container addresses are forwarded to, never loopback or this host's own;
+    // these fixed hosts are trusted as configured (they may be a dev server on 127.0.0.1).
+    isAllowedUpstream: (address) => allowed.has(address),
+  });
 }

@@ -1,5 +1,7 @@
+import { createUpstreamAddressPolicy, DEFAULT_UPSTREAM_NETWORKS } from '@sandbox/proxy-core';
 import { z } from 'zod';
 import { LOG_LEVELS } from './logger.js';
+import type { ClientLimits } from './serve.js';
 
 // Configuration pieces both apps read from the environment, validated once at start-up.
 
@@ -8,6 +10,20 @@ const portNumber = z.coerce.number().int().min(0).max(65535);
 // One or more DNS labels: what a browser can put in front of `{port}-{sessionId}.`.
 const DOMAIN = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/;
 
+const commaList = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((value) =>
+      value
+        .split(',')
+        .map((entry) => entry.trim())
+        .filter((entry) => entry !== ''),
+    );
+
+// Milliseconds or bytes; 0 is allowed where it means "no limit".
+const count = (min: number, fallback: number) => z.coerce.number().int().min(min).default(fallback);
+
 /** The listening port, with an app's own default. */
 export const listenPortSchema = (defaultPort: number) => portNumber.default(defaultPort);
 
@@ -15,15 +31,23 @@ export const listenPortSchema = (defaultPort: number) => portNumber.default(defa
 export const sharedEnvShape = {
   HOST: z.string().min(1).default('0.0.0.0'),
   SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(10_000),
-  TRUSTED_PROXIES: z
-    .string()
-    .default('')
-    .transform((value) =>
-      value
-        .split(',')
-        .map((entry) => entry.trim())
-        .filter((entry) => entry !== ''),
-    ),
+  TRUSTED_PROXIES: commaList(''),
+  // Where container addresses may be (a shared state cannot point the proxy anywhere else); loopback,
+  // link-local and the host's own addresses are refused whatever this says.
+  UPSTREAM_NETWORKS: commaList(DEFAULT_UPSTREAM_NETWORKS.join(',')),
+  // A container that does not send its response head in time: 504. 0 waits for ever.
+  PROXY_TIMEOUT_MS: count(0, 60_000),
+  // Largest proxied request body (413 beyond); 0: no limit.
+  MAX_BODY_BYTES: count(0, 100 * 1024 * 1024),
+  // Most requests in flight plus open WebSockets per session (429 beyond); 0: no limit.
+  MAX_CONNECTIONS_PER_SESSION: count(0, 1024),
+  // Largest request head and most header fields (431 beyond).
+  MAX_HEADER_BYTES: count(1024, 16_384),
+  MAX_HEADER_COUNT: count(8, 100),
+  // A client's head, and its whole request, must arrive in time (408 beyond); slow clients cannot hold
+  // connections for ever. REQUEST_TIMEOUT_MS 0: no limit on the whole request.
+  HEADERS_TIMEOUT_MS: count(1000, 20_000),
+  REQUEST_TIMEOUT_MS: count(0, 300_000),
   PRESERVE_HOST: z
     .enum(['true', 'false'], { error: 'must be true or false' })
     .default('true')
@@ -82,4 +106,55 @@ export function parseEnvConfig<Schema extends z.ZodType>(
 /** `{ [key]: value }`, or `{}` when the value is undefined (for options under exactOptionalPropertyTypes). */
 export function optional<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {
   return (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
+}
+
+/** The configuration {@link serviceLimits} reads: the shared variables, validated. */
+export type SharedEnvConfig = z.infer<z.ZodObject<typeof sharedEnvShape>>;
+
+/** What the shared variables set on the proxy, the routes and the server of either app. */
+export interface ServiceLimits {
+  proxy: {
+    trustedProxies: string[];
+    preserveHost: boolean;
+    responseTimeoutMs: number;
+    maxBodyBytes?: number;
+    maxConnectionsPerSession?: number;
+  };
+  isAllowedUpstream: (address: string) => boolean;
+  client: Required<ClientLimits>;
+}
+
+/**
+ * Turns the shared variables into options, checking what one variable alone cannot: a bad
+ * `UPSTREAM_NETWORKS` entry or `TRUSTED_PROXIES` is caught by the proxy, and a head timeout longer than the
+ * request timeout here, both as a {@link ConfigError}.
+ */
+export function serviceLimits(config: SharedEnvConfig): ServiceLimits {
+  if (config.REQUEST_TIMEOUT_MS > 0 && config.HEADERS_TIMEOUT_MS > config.REQUEST_TIMEOUT_MS) {
+    throw new ConfigError(
+      'Invalid configuration: HEADERS_TIMEOUT_MS must not exceed REQUEST_TIMEOUT_MS (the head is part of the request)',
+    );
+  }
+  let isAllowedUpstream: (address: string) => boolean;
+  try {
+    isAllowedUpstream = createUpstreamAddressPolicy({ networks: config.UPSTREAM_NETWORKS });
+  } catch (error) {
+    throw new ConfigError(`Invalid configuration: UPSTREAM_NETWORKS ${(error as Error).message}`);
+  }
+  return {
+    proxy: {
+      trustedProxies: config.TRUSTED_PROXIES,
+      preserveHost: config.PRESERVE_HOST,
+      responseTimeoutMs: config.PROXY_TIMEOUT_MS,
+      ...optional('maxBodyBytes', config.MAX_BODY_BYTES || undefined),
+      ...optional('maxConnectionsPerSession', config.MAX_CONNECTIONS_PER_SESSION || undefined),
+    },
+    isAllowedUpstream,
+    client: {
+      maxHeaderBytes: config.MAX_HEADER_BYTES,
+      maxHeaderCount: config.MAX_HEADER_COUNT,
+      headersTimeoutMs: config.HEADERS_TIMEOUT_MS,
+      requestTimeoutMs: config.REQUEST_TIMEOUT_MS,
+    },
+  };
 }

@@ -96,7 +96,11 @@ export function createHostRoute({ domain, targets, proxy }: HostRouteOptions) {
     noteHostRoute(req, match);
     targets
       .resolvePort(match.sessionId, match.port)
-      .then((target) => proxy.forward(req, res, { target, forwardPath, prefix: '' }, next), next);
+      .then(
+        (target) =>
+          proxy.forward(req, res, { target, forwardPath, prefix: '', sessionId: match.sessionId }, next),
+        next,
+      );
   };
 }
 
@@ -119,7 +123,14 @@ export function createHostUpgradeRoute({ domain, targets, proxy }: HostRouteOpti
     targets
       .resolvePort(match.sessionId, match.port)
       .then(
-        (target) => proxy.forwardUpgrade(req, socket, head, { target, forwardPath, prefix: '' }, fail),
+        (target) =>
+          proxy.forwardUpgrade(
+            req,
+            socket,
+            head,
+            { target, forwardPath, prefix: '', sessionId: match.sessionId },
+            fail,
+          ),
         fail,
       );
     return true;

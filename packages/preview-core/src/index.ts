@@ -39,7 +39,13 @@ export {
   type SharedStateListener,
   sessionIdSchema,
 } from '@sandbox/preview-registry';
-export { createPreviewProxy, createUpstreamAgent, type PreviewProxy } from '@sandbox/proxy-core';
+export {
+  createPreviewProxy,
+  createUpstreamAddressPolicy,
+  createUpstreamAgent,
+  DEFAULT_UPSTREAM_NETWORKS,
+  type PreviewProxy,
+} from '@sandbox/proxy-core';
 export { type AccessRecord, type AccessRecorder, requestIdOf } from './access.js';
 export { type RegistrySyncOptions, syncRegistryWithContainers } from './container-lifecycle.js';
 export {
@@ -47,6 +53,9 @@ export {
   listenPortSchema,
   optional,
   parseEnvConfig,
+  type ServiceLimits,
+  type SharedEnvConfig,
+  serviceLimits,
   sharedEnvShape,
 } from './env-config.js';
 export {
@@ -131,6 +140,7 @@ export {
 } from './proxy-route.js';
 export { parsePortParam, parseRegistrationBody, REGISTRATION_BODY_LIMIT_BYTES } from './registration.js';
 export {
+  type ClientLimits,
   type RunningService,
   runService,
   type ServedPreviewApp,

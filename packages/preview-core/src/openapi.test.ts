@@ -69,6 +69,12 @@ const NOT_ANSWERED_BY_AN_OPERATION: Partial<Record<PreviewErrorCode, string>> = 
   UPGRADE_NOT_SUPPORTED: "the server's upgrade handler, before any route",
   CONTAINER_NO_IP: 'registration only needs a running container (target.ts), an address is for proxying',
   ROUTE_NOT_FOUND: "the app's catch-all, for a path or method outside the document",
+  PROXY_TIMEOUT: 'proxy routes only',
+  TOO_MANY_CONNECTIONS: 'proxy routes only',
+  CONTAINER_ADDRESS_REFUSED: 'proxy routes only: registration never needs an address',
+  HEADERS_TOO_LARGE: 'the server, for any request, before any route',
+  MALFORMED_REQUEST: 'the server, for bytes that are not a request, before any route',
+  REQUEST_TIMEOUT: 'the server, for any request, before any route',
 };
 
 describe('createInternalApiDocument', () => {

@@ -54,6 +54,13 @@ export interface PreviewRouterOptions {
   onAccess?: AccessRecorder;
   /** Where unexpected (500) errors are reported. Default: stderr. */
   logUnexpected?: UnexpectedErrorLogger;
+  /**
+   * Whether a container's address may be forwarded to (else the 500 `CONTAINER_ADDRESS_REFUSED`).
+   * Default: `createUpstreamAddressPolicy()` from proxy-core: private networks only, never loopback,
+   * link-local or this host's own addresses. A setup that proxies to something other than containers
+   * (a local dev server, say) passes its own.
+   */
+  isAllowedUpstream?: (address: string) => boolean;
 }
 
 /** Handles the HTTP server's `upgrade` event for the preview routes: `server.on('upgrade', handleUpgrade)`. */
@@ -94,9 +101,14 @@ export function createPreviewRouter(
     logUnexpected,
     previewDomain,
     onAccess,
+    isAllowedUpstream,
   } = options;
   const prefixes = { ...DEFAULT_PREFIXES, ...options.prefixes };
-  const targets = createPreviewTargetResolver({ registry, resolver });
+  const targets = createPreviewTargetResolver({
+    registry,
+    resolver,
+    ...(isAllowedUpstream === undefined ? {} : { isAllowedUpstream }),
+  });
   const router = express.Router();
   const proxied: string[] = [];
   if (publicProxy) proxied.push(prefixes.public);

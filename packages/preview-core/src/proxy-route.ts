@@ -98,7 +98,12 @@ export function createProxyRoute({ prefix, targets, proxy }: ProxyRouteOptions) 
     }
     targets.resolve(match.sessionId).then((target) => {
       if (trace) trace.port = target.port;
-      proxy.forward(req, res, { target, forwardPath: match.forwardPath, prefix: match.routePrefix }, next);
+      proxy.forward(
+        req,
+        res,
+        { target, forwardPath: match.forwardPath, prefix: match.routePrefix, sessionId: match.sessionId },
+        next,
+      );
     }, next);
   };
 }
@@ -126,7 +131,7 @@ export function createUpgradeRoute({ prefix, targets, proxy }: ProxyRouteOptions
         req,
         socket,
         head,
-        { target, forwardPath: match.forwardPath, prefix: match.routePrefix },
+        { target, forwardPath: match.forwardPath, prefix: match.routePrefix, sessionId: match.sessionId },
         fail,
       );
     }, fail);

@@ -2,7 +2,9 @@ import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { previewErrors } from '@sandbox/error-contract';
 import { ConfigError } from './env-config.js';
+import { sendErrorResponse, sendUpgradeErrorResponse } from './http-errors.js';
 import type { Logger } from './logger.js';
 import type { PreviewUpgradeHandler } from './preview-router.js';
 
@@ -12,6 +14,48 @@ export interface ServePreviewAppOptions {
   host: string;
   /** How long in-flight requests and WebSockets may run on after `close()` before they are cut. */
   shutdownGraceMs: number;
+  /** Limits on what a client may send; each has a safe default. */
+  limits?: ClientLimits;
+}
+
+/** What one client may send, and how slowly: what keeps one bad client from hurting the others. */
+export interface ClientLimits {
+  /** Largest request head (request line and header fields) in bytes; larger is the 431. Default 16384. */
+  maxHeaderBytes?: number;
+  /** Most header fields in one request; more is the 431. Default 100. */
+  maxHeaderCount?: number;
+  /** A client must send its whole head within this many ms (else the 408). Default 20000. */
+  headersTimeoutMs?: number;
+  /** ...and its whole request, body included, within this many ms; 0: no limit. Default 300000. */
+  requestTimeoutMs?: number;
+}
+
+type SocketWithMessage = Duplex & { _httpMessage?: ServerResponse | null };
+
+// What a client sent that is not a request the parser accepts, or sent too slowly: the contract's JSON
+// and the end of the connection (its bytes cannot be framed any further). Node's own answer would be a
+// bare status line with no body.
+function answerClientError(error: NodeJS.ErrnoException, socket: SocketWithMessage): void {
+  const underway = socket._httpMessage?.headersSent === true;
+  if (error.code === 'ECONNRESET' || underway || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const answer =
+    error.code === 'HPE_HEADER_OVERFLOW'
+      ? previewErrors.headersTooLarge()
+      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? previewErrors.requestTimeout()
+        : previewErrors.malformedRequest(error);
+  sendUpgradeErrorResponse(socket, answer);
+  // A client that never reads the answer must not hold the socket.
+  setTimeout(() => socket.destroy(), 1000).unref();
+}
+
+// Node keeps the first `maxHeadersCount` fields and silently drops the rest; one more is let through so
+// that a request over the limit can be told apart and refused rather than forwarded with fields missing.
+function hasTooManyHeaders(req: IncomingMessage, maxHeaderCount: number): boolean {
+  return req.rawHeaders.length > maxHeaderCount * 2;
 }
 
 /** A listening preview server. */
@@ -45,11 +89,40 @@ export async function servePreviewApp(
     requestListener: (req: IncomingMessage, res: ServerResponse) => void;
     handleUpgrade: PreviewUpgradeHandler;
   },
-  { port, host, shutdownGraceMs }: ServePreviewAppOptions,
+  { port, host, shutdownGraceMs, limits = {} }: ServePreviewAppOptions,
 ): Promise<ServedPreviewApp> {
-  const server = createServer(app.requestListener);
+  const {
+    maxHeaderBytes = 16_384,
+    maxHeaderCount = 100,
+    headersTimeoutMs = 20_000,
+    requestTimeoutMs = 300_000,
+  } = limits;
+  const server = createServer(
+    {
+      maxHeaderSize: maxHeaderBytes,
+      headersTimeout: headersTimeoutMs,
+      requestTimeout: requestTimeoutMs,
+      // Node looks for overdue heads and requests every 30 s by default: a slowloris client would hold its
+      // socket up to that long past its deadline.
+      connectionsCheckingInterval: Math.min(1000, headersTimeoutMs),
+    },
+    (req, res) => {
+      if (!hasTooManyHeaders(req, maxHeaderCount)) {
+        app.requestListener(req, res);
+        return;
+      }
+      res.shouldKeepAlive = false;
+      sendErrorResponse(res, previewErrors.headersTooLarge());
+    },
+  );
+  server.maxHeadersCount = maxHeaderCount + 1;
+  server.on('clientError', answerClientError);
   // Upgrades arrive on their own event, so a WebSocket can be the very first request of a connection.
-  server.on('upgrade', app.handleUpgrade);
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (hasTooManyHeaders(req, maxHeaderCount))
+      sendUpgradeErrorResponse(socket, previewErrors.headersTooLarge());
+    else app.handleUpgrade(req, socket, head);
+  });
   // Node's closeAllConnections() does not see upgraded sockets; keep them to cut at the deadline.
   const tunnels = new Set<Duplex>();
   server.on('upgrade', (_req, socket: Duplex) => {

@@ -1,7 +1,7 @@
 import type { ContainerResolver } from '@sandbox/container-resolver';
 import { isPreviewError, previewErrors } from '@sandbox/error-contract';
 import type { PreviewRegistry } from '@sandbox/preview-registry';
-import type { UpstreamTarget } from '@sandbox/proxy-core';
+import { createUpstreamAddressPolicy, type UpstreamTarget } from '@sandbox/proxy-core';
 
 /** Turns a validated session id into where its preview is served, in the contract's order of checks. */
 export interface PreviewTargetResolver {
@@ -17,25 +17,37 @@ export interface PreviewTargetResolver {
 export interface PreviewTargetResolverOptions {
   registry: PreviewRegistry;
   resolver: ContainerResolver;
+  /**
+   * Whether a container's address may be forwarded to; a refused one is the 500
+   * `CONTAINER_ADDRESS_REFUSED`. Default: {@link createUpstreamAddressPolicy} (private networks only, never
+   * loopback, link-local or the host's own addresses).
+   */
+  isAllowedUpstream?: (address: string) => boolean;
 }
 
 /** Composes the registry and the container resolver. */
 export function createPreviewTargetResolver({
   registry,
   resolver,
+  isAllowedUpstream = createUpstreamAddressPolicy(),
 }: PreviewTargetResolverOptions): PreviewTargetResolver {
+  // The address comes from Docker, or from a shared state anyone with access to Redis could write: it is
+  // checked on every request, so that no entry can point the proxy at the host or its metadata service.
+  const addressOf = async (sessionId: string): Promise<string> => {
+    const { ip } = await resolver.resolve(sessionId);
+    if (!isAllowedUpstream(ip)) throw previewErrors.containerAddressRefused(sessionId);
+    return ip;
+  };
   return {
     async resolve(sessionId) {
       const port = await registry.lookup(sessionId);
       if (port === undefined) throw previewErrors.previewNotRegistered(sessionId);
-      const container = await resolver.resolve(sessionId);
-      return { host: container.ip, port };
+      return { host: await addressOf(sessionId), port };
     },
     async resolvePort(sessionId, port) {
       const ports = await registry.ports(sessionId);
       if (!ports.includes(port)) throw previewErrors.previewNotRegistered(sessionId);
-      const container = await resolver.resolve(sessionId);
-      return { host: container.ip, port };
+      return { host: await addressOf(sessionId), port };
     },
     async assertContainerRunning(sessionId) {
       try {

@@ -4,7 +4,7 @@ import { previewErrors } from '@sandbox/error-contract';
 import { Agent, type Dispatcher } from 'undici';
 import { rewriteLocation, scopeSetCookiePath } from './response-rewrite.js';
 import { type RequestTrace, traceOf } from './trace.js';
-import { isUpstreamConnectFailure } from './upstream-errors.js';
+import { upstreamFailure } from './upstream-errors.js';
 
 /** Options of {@link createUpstreamDispatcher}. */
 export interface UpstreamDispatcherOptions {
@@ -17,6 +17,12 @@ export interface UpstreamDispatcherOptions {
    * keep-alive, so we close an idle connection before the container does and never send on a dying one.
    */
   idleTimeoutMs?: number;
+  /**
+   * Give up on a container that has not sent its response head after this many ms (answered 504); the
+   * time runs while the request body is still being sent only when the container stopped reading it.
+   * Default 60000; 0 waits for ever.
+   */
+  responseTimeoutMs?: number;
 }
 
 /**
@@ -27,6 +33,7 @@ export function createUpstreamDispatcher({
   connectTimeoutMs = 5000,
   maxSockets = 256,
   idleTimeoutMs = 4000,
+  responseTimeoutMs = 60_000,
 }: UpstreamDispatcherOptions = {}): Dispatcher {
   return new Agent({
     connections: maxSockets,
@@ -35,9 +42,10 @@ export function createUpstreamDispatcher({
     // Never keep a connection longer than we would on our own, whatever the container's Keep-Alive says.
     keepAliveMaxTimeout: idleTimeoutMs,
     connect: { timeout: connectTimeoutMs },
-    // A preview may stream (SSE, long polls, slow builds) for as long as it likes; waiting is bounded by
-    // the client, which can leave at any time (that aborts the upstream request).
-    headersTimeout: 0,
+    // A container that never answers (hung, or gone with its address while a pooled connection waited)
+    // must not hold the client for ever. Once it answered, a preview may stream (SSE, long polls) for as
+    // long as it likes: the client can leave at any time, which aborts the upstream request.
+    headersTimeout: responseTimeoutMs,
     bodyTimeout: 0,
   });
 }
@@ -48,6 +56,8 @@ export interface HttpForward {
   forwardPath: string;
   prefix: string;
   next: (error?: unknown) => void;
+  /** Refuse request bodies larger than this many bytes (413). Default: no limit. */
+  maxBodyBytes?: number | undefined;
 }
 
 function requestHasBody(headers: IncomingHttpHeaders): boolean {
@@ -174,7 +184,8 @@ class ForwardHandler {
       res.destroy();
       return;
     }
-    this.forward.next(isUpstreamConnectFailure(error) ? previewErrors.upstreamConnectFailed(error) : error);
+    closeUnlessComplete(req, res);
+    this.forward.next(upstreamFailure(error));
   }
 }
 
@@ -191,16 +202,32 @@ function abortOnClientClose(this: HandledResponse): void {
   this[kHandler]?.onClientClose();
 }
 
+// An answer sent before the request body was all read ends the connection: the rest of the body would
+// otherwise be read and thrown away (a refused 1 GiB upload, say) before the next request could start.
+function closeUnlessComplete(req: IncomingMessage, res: ServerResponse): void {
+  if (!req.complete) res.shouldKeepAlive = false;
+}
+
 // An observed request's body is counted on its way to the container (the socket's counters cannot tell
-// a small body from the head it arrived with).
-function countingBody(trace: RequestTrace): Transform {
-  trace.bytesIn = 0;
+// a small body from the head it arrived with), and a limited one is cut where it passes the limit: a
+// chunked body announces no length.
+function checkedBody(trace: RequestTrace | undefined, maxBodyBytes: number | undefined): Transform {
+  if (trace) trace.bytesIn = 0;
+  let seen = 0;
   return new Transform({
     transform(chunk: Buffer, _encoding, callback) {
-      trace.bytesIn = (trace.bytesIn ?? 0) + chunk.length;
-      callback(null, chunk);
+      seen += chunk.length;
+      if (trace) trace.bytesIn = seen;
+      if (maxBodyBytes !== undefined && seen > maxBodyBytes)
+        callback(previewErrors.payloadTooLarge(maxBodyBytes));
+      else callback(null, chunk);
     },
   });
+}
+
+function declaredLength(headers: IncomingHttpHeaders): number | undefined {
+  const length = headers['content-length'];
+  return length === undefined ? undefined : Number(length);
 }
 
 /**
@@ -216,13 +243,23 @@ export function forwardHttp(
   forward: HttpForward,
 ): void {
   const { headers } = req;
+  const { maxBodyBytes } = forward;
   const hasBody = requestHasBody(headers);
+  if (hasBody && maxBodyBytes !== undefined && (declaredLength(headers) ?? 0) > maxBodyBytes) {
+    // Refused before the container hears of it; Node has checked that the length is a number.
+    closeUnlessComplete(req, res);
+    forward.next(previewErrors.payloadTooLarge(maxBodyBytes));
+    return;
+  }
   // undici frames the body it is given (and refuses the field); Node already de-chunked it.
   if (headers['transfer-encoding'] !== undefined) delete headers['transfer-encoding'];
   const trace = traceOf(req);
   let body: PassThrough | Transform | null = null;
   if (hasBody) {
-    body = trace === undefined ? new PassThrough() : countingBody(trace);
+    body =
+      trace === undefined && maxBodyBytes === undefined
+        ? new PassThrough()
+        : checkedBody(trace, maxBodyBytes);
     req.pipe(body);
   }
   const handler = new ForwardHandler(req, res, forward);

@@ -22,5 +22,10 @@ export {
 } from './response-rewrite.js';
 export { attachTrace, type RequestTrace, traceOf } from './trace.js';
 export { createTrustedProxyMatcher, normalizeRemoteAddress, parseIpAddress } from './trusted-proxies.js';
-export { isUpstreamConnectFailure } from './upstream-errors.js';
+export {
+  createUpstreamAddressPolicy,
+  DEFAULT_UPSTREAM_NETWORKS,
+  type UpstreamAddressPolicyOptions,
+} from './upstream-address.js';
+export { isUpstreamConnectFailure, isUpstreamTimeout, upstreamFailure } from './upstream-errors.js';
 export { createCloseCodeSniffer } from './websocket-close.js';

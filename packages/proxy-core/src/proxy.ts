@@ -10,7 +10,7 @@ import { stripRequestHeaders } from './headers.js';
 import { createUpstreamDispatcher, forwardHttp } from './http-forward.js';
 import { type RequestTrace, traceOf } from './trace.js';
 import { createTrustedProxyMatcher } from './trusted-proxies.js';
-import { isUpstreamConnectFailure } from './upstream-errors.js';
+import { upstreamFailure } from './upstream-errors.js';
 import { createCloseCodeSniffer } from './websocket-close.js';
 
 /** Where a request goes: a container's address and the port its preview listens on. */
@@ -26,6 +26,8 @@ export interface ForwardRequest {
   forwardPath: string;
   /** The route prefix the client used, e.g. `/previews/abc`; sent as `X-Forwarded-Prefix`. */
   prefix: string;
+  /** The session it belongs to, counted against `maxConnectionsPerSession`; uncounted when absent. */
+  sessionId?: string;
 }
 
 /** Receives a failure the proxy could not answer itself: a `PreviewError` (the 502) or an unexpected error. */
@@ -47,6 +49,18 @@ export interface PreviewProxyOptions extends UpstreamAgentOptions {
   trustedProxies?: readonly string[];
   /** Send `Host` as the client sent it (default), or `false` for the container's `ip:port`. */
   preserveHost?: boolean;
+  /**
+   * A container that has not sent its response head (or answered an upgrade) after this many ms gets the
+   * 504 `PROXY_TIMEOUT`. Default 60000; 0 waits for ever. A `dispatcher` given here keeps its own.
+   */
+  responseTimeoutMs?: number;
+  /** Request bodies larger than this many bytes get the 413 `PAYLOAD_TOO_LARGE`. Default: no limit. */
+  maxBodyBytes?: number;
+  /**
+   * Most requests in flight plus open WebSockets per session; one more gets the 429
+   * `TOO_MANY_CONNECTIONS`, so one preview cannot take every connection of the proxy. Default: no limit.
+   */
+  maxConnectionsPerSession?: number;
 }
 
 /** The proxy: created once, reused for every request, its target chosen per request. */
@@ -96,35 +110,82 @@ function noteCloseCode(trace: RequestTrace, client: Duplex, upstream: Duplex): v
 function onProxyError(error: Error, req: IncomingMessage, socket: ServerResponse | Duplex): void {
   const pending = pendingOf(req);
   if (pending && !pending.answered && !socket.destroyed) {
-    pending.next(isUpstreamConnectFailure(error) ? previewErrors.upstreamConnectFailed(error) : error);
+    pending.next(upstreamFailure(error));
   } else {
     socket.destroy();
   }
 }
 
+function upgradeTimeoutError(timeoutMs: number): Error {
+  return Object.assign(new Error(`no answer to the upgrade within ${timeoutMs} ms`), {
+    code: 'PREVIEW_PROXY_TIMEOUT',
+  });
+}
+
 // Installed instead of http-proxy-middleware's default plugins, whose logger writes synchronously per
 // request and whose error responder answers plain text with 504/500.
-const previewProxyPlugin: Plugin = (proxyServer) => {
-  proxyServer.on('proxyReqWs', (proxyReq, req, socket) => {
-    const pending = pendingOf(req);
-    if (!pending) return;
-    proxyReq.path = pending.forwardPath;
-    // Registered before http-proxy's own listeners, so the flag is set before it writes to the socket.
-    const answered = () => {
-      pending.answered = true;
-    };
-    proxyReq.once('upgrade', answered);
-    proxyReq.once('response', answered);
-    const trace = traceOf(req);
-    // After http-proxy's own handler has piped the two sockets (a 'data' listener attached before would
-    // start the flow early, and the pipe would miss the first bytes).
-    if (trace)
-      proxyReq.once('upgrade', (_res: IncomingMessage, upstream: Duplex) =>
-        queueMicrotask(() => noteCloseCode(trace, socket, upstream)),
-      );
-  });
-  proxyServer.on('error', onProxyError);
-};
+const previewProxyPlugin =
+  (responseTimeoutMs: number): Plugin =>
+  (proxyServer) => {
+    proxyServer.on('proxyReqWs', (proxyReq, req, socket) => {
+      const pending = pendingOf(req);
+      if (!pending) return;
+      proxyReq.path = pending.forwardPath;
+      // http-proxy's own proxyTimeout covers plain requests only: a container that takes the connection
+      // but never answers the upgrade would hold the client for ever.
+      const timer =
+        responseTimeoutMs > 0
+          ? setTimeout(() => proxyReq.destroy(upgradeTimeoutError(responseTimeoutMs)), responseTimeoutMs)
+          : undefined;
+      proxyReq.once('close', () => clearTimeout(timer));
+      // Registered before http-proxy's own listeners, so the flag is set before it writes to the socket.
+      const answered = () => {
+        clearTimeout(timer);
+        pending.answered = true;
+      };
+      proxyReq.once('upgrade', answered);
+      proxyReq.once('response', answered);
+      const trace = traceOf(req);
+      // After http-proxy's own handler has piped the two sockets (a 'data' listener attached before would
+      // start the flow early, and the pipe would miss the first bytes).
+      if (trace)
+        proxyReq.once('upgrade', (_res: IncomingMessage, upstream: Duplex) =>
+          queueMicrotask(() => noteCloseCode(trace, socket, upstream)),
+        );
+    });
+    proxyServer.on('error', onProxyError);
+  };
+
+const kSession = Symbol('preview.session');
+type CountedEmitter = { [kSession]?: string | undefined; once(event: 'close', listener: () => void): unknown };
+
+/**
+ * Counts what each session has in flight. A request holds its place until its response closes, a
+ * WebSocket until its socket closes; the listener is shared and the session is kept on the emitter, so
+ * nothing is allocated per request.
+ */
+function createSessionCounter(max: number) {
+  const inFlight = new Map<string, number>();
+  function release(this: CountedEmitter): void {
+    const sessionId = this[kSession];
+    if (sessionId === undefined) return;
+    this[kSession] = undefined;
+    const count = (inFlight.get(sessionId) ?? 1) - 1;
+    if (count <= 0) inFlight.delete(sessionId);
+    else inFlight.set(sessionId, count);
+  }
+  return {
+    /** Takes a place for the session until `emitter` closes; false when the session is at its limit. */
+    admit(sessionId: string, emitter: CountedEmitter): boolean {
+      const count = inFlight.get(sessionId) ?? 0;
+      if (count >= max) return false;
+      inFlight.set(sessionId, count + 1);
+      emitter[kSession] = sessionId;
+      emitter.once('close', release);
+      return true;
+    },
+  };
+}
 
 /** Creates the one proxy instance both routes share. */
 export function createPreviewProxy({
@@ -132,9 +193,21 @@ export function createPreviewProxy({
   dispatcher,
   trustedProxies = [],
   preserveHost = true,
+  responseTimeoutMs = 60_000,
+  maxBodyBytes,
+  maxConnectionsPerSession,
   ...agentOptions
 }: PreviewProxyOptions = {}): PreviewProxy {
   const isTrustedProxy = createTrustedProxyMatcher(trustedProxies);
+  const sessions =
+    maxConnectionsPerSession === undefined ? undefined : createSessionCounter(maxConnectionsPerSession);
+  // False (and the 429 sent to `next`) when the request's session has no place left.
+  const admitted = (request: ForwardRequest, emitter: CountedEmitter, next: ProxyNext): boolean => {
+    const { sessionId } = request;
+    if (sessions === undefined || sessionId === undefined || sessions.admit(sessionId, emitter)) return true;
+    next(previewErrors.tooManyConnections(sessionId));
+    return false;
+  };
   const { connectTimeoutMs, maxSockets, idleTimeoutMs } = agentOptions;
   const http =
     dispatcher ??
@@ -142,6 +215,7 @@ export function createPreviewProxy({
       ...(connectTimeoutMs === undefined ? {} : { connectTimeoutMs }),
       ...(maxSockets === undefined ? {} : { maxSockets }),
       ...(idleTimeoutMs === undefined ? {} : { idleTimeoutMs }),
+      responseTimeoutMs,
     });
   const middleware = createProxyMiddleware<IncomingMessage, ServerResponse>({
     router: (req) => pendingOf(req)?.target,
@@ -152,7 +226,7 @@ export function createPreviewProxy({
     xfwd: false,
     ws: false,
     ejectPlugins: true,
-    plugins: [previewProxyPlugin],
+    plugins: [previewProxyPlugin(responseTimeoutMs)],
   });
 
   const setForwardedHeaders = (req: IncomingMessage, { target, prefix }: ForwardRequest) => {
@@ -181,6 +255,11 @@ export function createPreviewProxy({
 
   return {
     forward(req, res, request, next) {
+      if (!admitted(request, res, next)) {
+        // Its body, if any, is not wanted: the connection ends with the answer rather than reading it.
+        if (!req.complete) res.shouldKeepAlive = false;
+        return;
+      }
       stripRequestHeaders(req.headers);
       setForwardedHeaders(req, request);
       const { host, port } = request.target;
@@ -189,9 +268,11 @@ export function createPreviewProxy({
         forwardPath: request.forwardPath,
         prefix: request.prefix,
         next,
+        maxBodyBytes,
       });
     },
     forwardUpgrade(req, socket, head, request, next) {
+      if (!admitted(request, socket, next)) return;
       const upgrade = req.headers.upgrade;
       stripRequestHeaders(req.headers);
       // The upgrade itself is the one hop-by-hop exchange that must reach the container.

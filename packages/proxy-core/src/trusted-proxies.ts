@@ -4,7 +4,8 @@
 const IPV4_MAPPED_BASE = 0xffffn << 32n;
 const IPV4_MAPPED_PREFIX = 96;
 
-interface Network {
+/** A network in the shared 128-bit space: an address is in it when `(address & mask) === base`. */
+export interface Network {
   base: bigint;
   mask: bigint;
 }
@@ -82,18 +83,23 @@ function maskOf(prefixLength: number): bigint {
   return ((1n << 128n) - 1n) ^ ((1n << hostBits) - 1n);
 }
 
-function invalidEntry(entry: string, reason: string): Error {
-  return new Error(`Invalid trusted proxy entry ${JSON.stringify(entry)}: ${reason}`);
+function invalidEntry(entry: string, reason: string, what: string): Error {
+  return new Error(`Invalid ${what} entry ${JSON.stringify(entry)}: ${reason}`);
 }
 
-function parseEntry(entry: string): Network {
+/** One address or CIDR, parsed; `what` names the list in the error thrown for an invalid entry. */
+export function parseNetwork(entry: string, what: string): Network {
   const text = entry.trim();
   const slashAt = text.indexOf('/');
   const addressText = slashAt === -1 ? text : text.slice(0, slashAt);
   // A zone in configuration would silently match every interface (zones are ignored when matching).
   const address = addressText.includes('%') ? undefined : parseIpAddress(addressText);
   if (address === undefined) {
-    throw invalidEntry(entry, 'expected an IPv4 or IPv6 address, optionally followed by /prefix-length');
+    throw invalidEntry(
+      entry,
+      'expected an IPv4 or IPv6 address, optionally followed by /prefix-length',
+      what,
+    );
   }
   const isV4 = parseIpv4(addressText) !== undefined;
   const maxLength = isV4 ? 32 : 128;
@@ -102,7 +108,7 @@ function parseEntry(entry: string): Network {
     const lengthText = text.slice(slashAt + 1);
     prefixLength = /^\d{1,3}$/.test(lengthText) ? Number(lengthText) : Number.NaN;
     if (!(prefixLength <= maxLength)) {
-      throw invalidEntry(entry, `prefix length must be an integer from 0 to ${maxLength}`);
+      throw invalidEntry(entry, `prefix length must be an integer from 0 to ${maxLength}`, what);
     }
   }
   const mask = maskOf(isV4 ? IPV4_MAPPED_PREFIX + prefixLength : prefixLength);
@@ -115,7 +121,7 @@ function parseEntry(entry: string): Network {
  * Throws an Error naming the first invalid entry. An empty list trusts nobody.
  */
 export function createTrustedProxyMatcher(list: readonly string[]): (address: string | undefined) => boolean {
-  const networks = list.map(parseEntry);
+  const networks = list.map((entry) => parseNetwork(entry, 'trusted proxy'));
   if (networks.length === 0) return () => false;
   return (address) => {
     if (address === undefined) return false;

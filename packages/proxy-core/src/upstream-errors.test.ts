@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isUpstreamConnectFailure } from './upstream-errors.js';
+import { isUpstreamConnectFailure, upstreamFailure } from './upstream-errors.js';
 
 describe('isUpstreamConnectFailure', () => {
   it.each([
@@ -21,5 +21,24 @@ describe('isUpstreamConnectFailure', () => {
     'ECONNREFUSED',
   ])('%p is not', (error) => {
     expect(isUpstreamConnectFailure(error)).toBe(false);
+  });
+});
+
+describe('upstreamFailure', () => {
+  it.each([
+    ['UND_ERR_HEADERS_TIMEOUT', 'PROXY_TIMEOUT'],
+    ['PREVIEW_PROXY_TIMEOUT', 'PROXY_TIMEOUT'],
+    ['ECONNREFUSED', 'UPSTREAM_CONNECT_FAILED'],
+    ['UND_ERR_SOCKET', 'UPSTREAM_CONNECT_FAILED'],
+  ])('%s is the contract row %s', (code, row) => {
+    const cause = Object.assign(new Error(code), { code });
+    const mapped = upstreamFailure(cause) as { code: string; cause: unknown };
+    expect(mapped.code).toBe(row);
+    expect(mapped.cause).toBe(cause);
+  });
+
+  it('leaves other errors as they are', () => {
+    const bug = new TypeError('bug');
+    expect(upstreamFailure(bug)).toBe(bug);
   });
 });

@@ -1,3 +1,5 @@
+import { previewErrors } from '@sandbox/error-contract';
+
 // Failures of the connection to the container before it answered: the contract calls all of them
 // "Failed to connect to preview server" (502). http-proxy-middleware's own mapping would say 504 or 500.
 const CONNECT_FAILURE_CODES = new Set([
@@ -19,4 +21,24 @@ const CONNECT_FAILURE_CODES = new Set([
 export function isUpstreamConnectFailure(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
   return typeof code === 'string' && (CONNECT_FAILURE_CODES.has(code) || code.startsWith('HPE_'));
+}
+
+// The container took longer than the proxy timeout to send its response head: undici's headers timeout
+// for HTTP, ours for upgrades.
+const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'PREVIEW_PROXY_TIMEOUT']);
+
+/** Whether an error of the upstream request means the container did not answer in time. */
+export function isUpstreamTimeout(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && TIMEOUT_CODES.has(code);
+}
+
+/**
+ * The contract error for a failure of the upstream request before the container answered: the 504 for a
+ * timeout, the 502 for a connection failure; anything else (a contract error already, or a bug) as is.
+ */
+export function upstreamFailure(error: unknown): unknown {
+  if (isUpstreamTimeout(error)) return previewErrors.proxyTimeout(error);
+  if (isUpstreamConnectFailure(error)) return previewErrors.upstreamConnectFailed(error);
+  return error;
 }
