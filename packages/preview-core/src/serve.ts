@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { previewErrors } from '@sandbox/error-contract';
+import { type PreviewError, previewErrors } from '@sandbox/error-contract';
 import { ConfigError } from './env-config.js';
 import { sendErrorResponse, sendUpgradeErrorResponse } from './http-errors.js';
 import type { Logger } from './logger.js';
@@ -54,8 +54,12 @@ function answerClientError(error: NodeJS.ErrnoException, socket: SocketWithMessa
 
 // Node keeps the first `maxHeadersCount` fields and silently drops the rest; one more is let through so
 // that a request over the limit can be told apart and refused rather than forwarded with fields missing.
-function hasTooManyHeaders(req: IncomingMessage, maxHeaderCount: number): boolean {
-  return req.rawHeaders.length > maxHeaderCount * 2;
+// An HTTP/1.1 request without Host is refused too (RFC 9112 3.2): Node's own check would answer a bare
+// 400 with no body, so it is done here instead, in the contract's JSON.
+function refusedHead(req: IncomingMessage, maxHeaderCount: number): PreviewError | undefined {
+  if (req.rawHeaders.length > maxHeaderCount * 2) return previewErrors.headersTooLarge();
+  if (req.httpVersion === '1.1' && req.headers.host === undefined) return previewErrors.malformedRequest();
+  return undefined;
 }
 
 /** A listening preview server. */
@@ -105,23 +109,25 @@ export async function servePreviewApp(
       // Node looks for overdue heads and requests every 30 s by default: a slowloris client would hold its
       // socket up to that long past its deadline.
       connectionsCheckingInterval: Math.min(1000, headersTimeoutMs),
+      requireHostHeader: false,
     },
     (req, res) => {
-      if (!hasTooManyHeaders(req, maxHeaderCount)) {
+      const refused = refusedHead(req, maxHeaderCount);
+      if (refused === undefined) {
         app.requestListener(req, res);
         return;
       }
       res.shouldKeepAlive = false;
-      sendErrorResponse(res, previewErrors.headersTooLarge());
+      sendErrorResponse(res, refused);
     },
   );
   server.maxHeadersCount = maxHeaderCount + 1;
   server.on('clientError', answerClientError);
   // Upgrades arrive on their own event, so a WebSocket can be the very first request of a connection.
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    if (hasTooManyHeaders(req, maxHeaderCount))
-      sendUpgradeErrorResponse(socket, previewErrors.headersTooLarge());
-    else app.handleUpgrade(req, socket, head);
+    const refused = refusedHead(req, maxHeaderCount);
+    if (refused === undefined) app.handleUpgrade(req, socket, head);
+    else sendUpgradeErrorResponse(socket, refused);
   });
   // Node's closeAllConnections() does not see upgraded sockets; keep them to cut at the deadline.
   const tunnels = new Set<Duplex>();
