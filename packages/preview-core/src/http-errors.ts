@@ -49,7 +49,8 @@ export function sendErrorResponse(
   error: unknown,
   logUnexpected?: UnexpectedErrorLogger,
 ): void {
-  if (res.headersSent) {
+  // Started, or the connection already ended (the server answered the client's bad bytes itself).
+  if (res.headersSent || res.socket?.writableEnded === true) {
     res.destroy();
     return;
   }

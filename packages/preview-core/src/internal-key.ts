@@ -5,8 +5,10 @@ import type { RequestHandler } from 'express';
 /** The header that carries the internal service key. */
 export const INTERNAL_KEY_HEADER_NAME = 'X-Internal-Service-Key';
 
+// UTF-16 code units, not UTF-8: UTF-8 turns every unpaired surrogate into the same replacement bytes, so
+// two different strings could hash alike. This way only the very same string matches.
 function digest(value: string): Buffer {
-  return createHash('sha256').update(value, 'utf8').digest();
+  return createHash('sha256').update(value, 'utf16le').digest();
 }
 
 /**

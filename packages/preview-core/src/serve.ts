@@ -32,12 +32,37 @@ export interface ClientLimits {
 
 type SocketWithMessage = Duplex & { _httpMessage?: ServerResponse | null };
 
+// Bytes in error after a request that is being answered (pipelined behind it, or sent after a request
+// that closes the connection): that answer goes out whole, then the connection ends. Answering the bad
+// bytes now would put our error where the client expects that request's answer.
+function closeAfter(response: ServerResponse, socket: Duplex): void {
+  response.shouldKeepAlive = false;
+  const end = () => {
+    socket.end();
+    setTimeout(() => socket.destroy(), 1000).unref();
+  };
+  if (response.writableFinished) end();
+  else {
+    response.once('finish', end);
+    response.once('close', () => socket.destroy());
+  }
+}
+
 // What a client sent that is not a request the parser accepts, or sent too slowly: the contract's JSON
 // and the end of the connection (its bytes cannot be framed any further). Node's own answer would be a
 // bare status line with no body.
 function answerClientError(error: NodeJS.ErrnoException, socket: SocketWithMessage): void {
-  const underway = socket._httpMessage?.headersSent === true;
-  if (error.code === 'ECONNRESET' || underway || !socket.writable) {
+  if (error.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const inFlight = socket._httpMessage;
+  if (inFlight?.req.complete) {
+    closeAfter(inFlight, socket);
+    return;
+  }
+  // The request in error is the one being answered: once its answer started, it can only be cut.
+  if (inFlight?.headersSent) {
     socket.destroy();
     return;
   }
@@ -52,6 +77,18 @@ function answerClientError(error: NodeJS.ErrnoException, socket: SocketWithMessa
   setTimeout(() => socket.destroy(), 1000).unref();
 }
 
+// Transfer codings other than chunked are not undone by Node: forwarded without the field (which the
+// upstream client owns), a gzip-coded body would reach the container as if it were plain. RFC 9112 6.1
+// allows refusing a coding the server does not understand.
+function hasUnsupportedCoding(req: IncomingMessage): boolean {
+  const codings = req.headers['transfer-encoding'];
+  if (codings === undefined) return false;
+  return codings.split(',').some((coding) => {
+    const token = coding.trim().toLowerCase();
+    return token !== '' && token !== 'chunked' && token !== 'identity';
+  });
+}
+
 // Node keeps the first `maxHeadersCount` fields and silently drops the rest; one more is let through so
 // that a request over the limit can be told apart and refused rather than forwarded with fields missing.
 // An HTTP/1.1 request without Host is refused too (RFC 9112 3.2): Node's own check would answer a bare
@@ -59,8 +96,14 @@ function answerClientError(error: NodeJS.ErrnoException, socket: SocketWithMessa
 function refusedHead(req: IncomingMessage, maxHeaderCount: number): PreviewError | undefined {
   if (req.rawHeaders.length > maxHeaderCount * 2) return previewErrors.headersTooLarge();
   if (req.httpVersion === '1.1' && req.headers.host === undefined) return previewErrors.malformedRequest();
+  if (hasUnsupportedCoding(req)) return previewErrors.malformedRequest();
   return undefined;
 }
+
+// A connection whose request was refused here ends with that answer; requests pipelined behind it were
+// parsed already, and are dropped rather than forwarded.
+const kRefused = Symbol('preview.refusedConnection');
+type MarkedSocket = Duplex & { [kRefused]?: boolean };
 
 /** A listening preview server. */
 export interface ServedPreviewApp {
@@ -112,11 +155,14 @@ export async function servePreviewApp(
       requireHostHeader: false,
     },
     (req, res) => {
+      const socket = req.socket as MarkedSocket;
+      if (socket[kRefused]) return;
       const refused = refusedHead(req, maxHeaderCount);
       if (refused === undefined) {
         app.requestListener(req, res);
         return;
       }
+      socket[kRefused] = true;
       res.shouldKeepAlive = false;
       sendErrorResponse(res, refused);
     },
@@ -125,6 +171,7 @@ export async function servePreviewApp(
   server.on('clientError', answerClientError);
   // Upgrades arrive on their own event, so a WebSocket can be the very first request of a connection.
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    if ((socket as MarkedSocket)[kRefused]) return;
     const refused = refusedHead(req, maxHeaderCount);
     if (refused === undefined) app.handleUpgrade(req, socket, head);
     else sendUpgradeErrorResponse(socket, refused);

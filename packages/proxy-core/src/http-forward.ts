@@ -60,7 +60,8 @@ export interface HttpForward {
   maxBodyBytes?: number | undefined;
 }
 
-function requestHasBody(headers: IncomingHttpHeaders): boolean {
+/** Whether a request announces a body (a length other than 0, or a transfer coding). */
+export function requestHasBody(headers: IncomingHttpHeaders): boolean {
   if (headers['transfer-encoding'] !== undefined) return true;
   const length = headers['content-length'];
   return length !== undefined && length !== '0';
@@ -180,7 +181,13 @@ class ForwardHandler {
     const { res, req } = this;
     // Once bytes of the container's response went out, a second (error) response cannot follow: cut the
     // client's connection so it sees the truncation instead of waiting for an end that will not come.
-    if (res.headersSent || res.destroyed || req.socket === null || req.socket.destroyed) {
+    if (
+      res.headersSent ||
+      res.destroyed ||
+      req.socket === null ||
+      req.socket.destroyed ||
+      req.socket.writableEnded
+    ) {
       res.destroy();
       return;
     }

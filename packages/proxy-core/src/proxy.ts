@@ -7,7 +7,7 @@ import type { Dispatcher } from 'undici';
 import { createUpstreamAgent, type UpstreamAgentOptions } from './agent.js';
 import { applyForwardedHeaders } from './forwarded-headers.js';
 import { stripRequestHeaders } from './headers.js';
-import { createUpstreamDispatcher, forwardHttp } from './http-forward.js';
+import { createUpstreamDispatcher, forwardHttp, requestHasBody } from './http-forward.js';
 import { type RequestTrace, traceOf } from './trace.js';
 import { createTrustedProxyMatcher } from './trusted-proxies.js';
 import { upstreamFailure } from './upstream-errors.js';
@@ -157,7 +157,10 @@ const previewProxyPlugin =
   };
 
 const kSession = Symbol('preview.session');
-type CountedEmitter = { [kSession]?: string | undefined; once(event: 'close', listener: () => void): unknown };
+type CountedEmitter = {
+  [kSession]?: string | undefined;
+  once(event: 'close', listener: () => void): unknown;
+};
 
 /**
  * Counts what each session has in flight. A request holds its place until its response closes, a
@@ -185,6 +188,10 @@ function createSessionCounter(max: number) {
       return true;
     },
   };
+}
+
+function clientGone(socket: Duplex | null): boolean {
+  return socket === null || socket.destroyed || socket.writableEnded;
 }
 
 /** Creates the one proxy instance both routes share. */
@@ -253,25 +260,48 @@ export function createPreviewProxy({
     };
   };
 
+  const forwardNow = (
+    req: IncomingMessage,
+    res: ServerResponse,
+    request: ForwardRequest,
+    next: ProxyNext,
+  ) => {
+    // The server already answered this connection (its bytes turned out malformed) and ended it:
+    // nothing may reach the container, not even a head.
+    if (clientGone(req.socket)) {
+      res.destroy();
+      return;
+    }
+    if (!admitted(request, res, next)) {
+      // Its body, if any, is not wanted: the connection ends with the answer rather than reading it.
+      if (!req.complete) res.shouldKeepAlive = false;
+      return;
+    }
+    stripRequestHeaders(req.headers);
+    setForwardedHeaders(req, request);
+    const { host, port } = request.target;
+    forwardHttp(http, req, res, {
+      origin: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
+      forwardPath: request.forwardPath,
+      prefix: request.prefix,
+      next,
+      maxBodyBytes,
+    });
+  };
+
   return {
     forward(req, res, request, next) {
-      if (!admitted(request, res, next)) {
-        // Its body, if any, is not wanted: the connection ends with the answer rather than reading it.
-        if (!req.complete) res.shouldKeepAlive = false;
-        return;
-      }
-      stripRequestHeaders(req.headers);
-      setForwardedHeaders(req, request);
-      const { host, port } = request.target;
-      forwardHttp(http, req, res, {
-        origin: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
-        forwardPath: request.forwardPath,
-        prefix: request.prefix,
-        next,
-        maxBodyBytes,
-      });
+      // A body still arriving can turn out malformed in the very read that brought the head, and Node
+      // reports that only after this request was handed over (microtasks run in between). One turn of
+      // the loop lets the parser finish that read, so such a request never reaches a container.
+      if (!req.complete && requestHasBody(req.headers)) setImmediate(forwardNow, req, res, request, next);
+      else forwardNow(req, res, request, next);
     },
     forwardUpgrade(req, socket, head, request, next) {
+      if (clientGone(socket)) {
+        socket.destroy();
+        return;
+      }
       if (!admitted(request, socket, next)) return;
       const upgrade = req.headers.upgrade;
       stripRequestHeaders(req.headers);
