@@ -12,8 +12,9 @@ export interface PreviewHostMatch {
 }
 
 // One DNS label (RFC 1035, lowercase: browsers lowercase host names): `{port}-{sessionId}`, at most 63
-// characters, the session id made of letters, digits and inner hyphens.
-const PREVIEW_LABEL = /^(\d{1,5})-([a-z0-9](?:[a-z0-9-]*[a-z0-9])?)$/;
+// characters, the session id made of letters, digits and inner hyphens. No leading zero in the port: one
+// preview must have one origin, not `3000-x` and `03000-x`.
+const PREVIEW_LABEL = /^([1-9]\d{0,4})-([a-z0-9](?:[a-z0-9-]*[a-z0-9])?)$/;
 const MAX_LABEL_LENGTH = 63;
 
 /** A domain as configured (`preview.example.com`, any case, leading or trailing dot tolerated), normalised. */

@@ -96,8 +96,20 @@ function hasUnsupportedCoding(req: IncomingMessage): boolean {
 function refusedHead(req: IncomingMessage, maxHeaderCount: number): PreviewError | undefined {
   if (req.rawHeaders.length > maxHeaderCount * 2) return previewErrors.headersTooLarge();
   if (req.httpVersion === '1.1' && req.headers.host === undefined) return previewErrors.malformedRequest();
+  // Node keeps the first of several Host fields; a proxy in front that reads the last would route the
+  // same request elsewhere (RFC 9112 3.2: 400).
+  if (hostFieldCount(req.rawHeaders) > 1) return previewErrors.malformedRequest();
   if (hasUnsupportedCoding(req)) return previewErrors.malformedRequest();
   return undefined;
+}
+
+function hostFieldCount(raw: readonly string[]): number {
+  let count = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    if (name.length === 4 && name.toLowerCase() === 'host') count++;
+  }
+  return count;
 }
 
 // A connection whose request was refused here ends with that answer; requests pipelined behind it were
@@ -154,21 +166,35 @@ export async function servePreviewApp(
       connectionsCheckingInterval: Math.min(1000, headersTimeoutMs),
       requireHostHeader: false,
     },
-    (req, res) => {
-      const socket = req.socket as MarkedSocket;
-      if (socket[kRefused]) return;
-      const refused = refusedHead(req, maxHeaderCount);
-      if (refused === undefined) {
-        app.requestListener(req, res);
-        return;
-      }
-      socket[kRefused] = true;
-      res.shouldKeepAlive = false;
-      sendErrorResponse(res, refused);
-    },
+    handleRequest,
   );
+  function handleRequest(req: IncomingMessage, res: ServerResponse): void {
+    const socket = req.socket as MarkedSocket;
+    if (socket[kRefused]) return;
+    const refused = refusedHead(req, maxHeaderCount);
+    if (refused === undefined) {
+      app.requestListener(req, res);
+      return;
+    }
+    socket[kRefused] = true;
+    res.shouldKeepAlive = false;
+    sendErrorResponse(res, refused);
+  }
   server.maxHeadersCount = maxHeaderCount + 1;
   server.on('clientError', answerClientError);
+  // Node writes the interim 100 of a request queued behind another one (pipelined) into the socket
+  // after that request's final head, corrupting the stream. Only the request being answered gets its
+  // 100; a pipelining client sends its body without waiting for one anyway.
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+    if (res.socket !== null && (res.socket as SocketWithMessage)._httpMessage === res) res.writeContinue();
+    handleRequest(req, res);
+  });
+  // Without a listener Node drops a CONNECT without a word; nothing is tunnelled here, so it gets the
+  // contract's 404 like any other request outside the routes.
+  server.on('connect', (req: IncomingMessage, socket: Duplex) => {
+    socket.on('error', () => socket.destroy());
+    sendUpgradeErrorResponse(socket, previewErrors.routeNotFound('CONNECT', req.url ?? ''));
+  });
   // Upgrades arrive on their own event, so a WebSocket can be the very first request of a connection.
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     if ((socket as MarkedSocket)[kRefused]) return;
