@@ -272,7 +272,8 @@ export function forwardHttp(
   const handler = new ForwardHandler(req, res, forward);
   if (trace) trace.dispatchedAt = performance.now();
   (res as HandledResponse)[kHandler] = handler;
-  res.once('close', abortOnClientClose);
+  // `on`, not `once`: a response closes once, and `once` would allocate a wrapper per request.
+  res.on('close', abortOnClientClose);
   dispatcher.dispatch(
     {
       origin: forward.origin,

@@ -159,7 +159,7 @@ const previewProxyPlugin =
 const kSession = Symbol('preview.session');
 type CountedEmitter = {
   [kSession]?: string | undefined;
-  once(event: 'close', listener: () => void): unknown;
+  on(event: 'close', listener: () => void): unknown;
 };
 
 /**
@@ -184,7 +184,8 @@ function createSessionCounter(max: number) {
       if (count >= max) return false;
       inFlight.set(sessionId, count + 1);
       emitter[kSession] = sessionId;
-      emitter.once('close', release);
+      // Closes once; `on` spares the wrapper `once` allocates per request (release is idempotent anyway).
+      emitter.on('close', release);
       return true;
     },
   };
