@@ -57,6 +57,7 @@ import {
   type SessionContainer,
   startRedisServer,
   startSessionContainer,
+  tcpSocketsTowards,
 } from '@sandbox/test-fixtures';
 
 const execFileAsync = promisify(execFile);
@@ -192,19 +193,7 @@ function childPids(pid: number): number[] {
  * for 60 s, and once the ephemeral ports towards that one address are used up, connect() slows to a crawl.
  */
 function timeWaitTowards(ip: string, port: number): number {
-  const hexIp = ip
-    .split('.')
-    .reverse()
-    .map((byte) => Number(byte).toString(16).padStart(2, '0'))
-    .join('')
-    .toUpperCase();
-  const remote = `${hexIp}:${port.toString(16).toUpperCase().padStart(4, '0')}`;
-  let count = 0;
-  for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n')) {
-    const fields = line.trim().split(/\s+/);
-    if (fields[2] === remote && fields[3] === '06') count += 1;
-  }
-  return count;
+  return tcpSocketsTowards(ip, port, 'timeWait').size;
 }
 
 /** Waits until few enough sockets towards ip:port are in TIME_WAIT; resolves with the time waited. */

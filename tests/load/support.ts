@@ -9,7 +9,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { freePort } from '@sandbox/test-fixtures';
+import { freePort, tcpSocketsTowards } from '@sandbox/test-fixtures';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const MANAGER_DIR = fileURLToPath(new URL('../../apps/container-manager/', import.meta.url));
@@ -196,19 +196,7 @@ export function procSample(pid: number): ProcSample {
 
 /** Sockets of this network namespace in TIME_WAIT towards ip:port (upstream connections the proxy closed). */
 export function timeWaitTowards(ip: string, port: number): number {
-  const hexIp = ip
-    .split('.')
-    .reverse()
-    .map((byte) => Number(byte).toString(16).padStart(2, '0'))
-    .join('')
-    .toUpperCase();
-  const remote = `${hexIp}:${port.toString(16).toUpperCase().padStart(4, '0')}`;
-  let count = 0;
-  for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n')) {
-    const fields = line.trim().split(/\s+/);
-    if (fields[2] === remote && fields[3] === '06') count += 1;
-  }
-  return count;
+  return tcpSocketsTowards(ip, port, 'timeWait').size;
 }
 
 /** The samples of a Prometheus text page, by `name{labels}`. */

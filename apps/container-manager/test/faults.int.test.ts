@@ -5,10 +5,9 @@
 // (A container killed mid-WebSocket: websocket.int.test.ts; the Docker engine stopped and started:
 // engine-restart.int.test.ts; Redis stopped and started: edge-proxy's edge.int.test.ts.)
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { connect } from 'node:net';
-import { type SessionContainer, startSessionContainer } from '@sandbox/test-fixtures';
+import { type SessionContainer, startSessionContainer, tcpSocketsTowards } from '@sandbox/test-fixtures';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningContainerManager } from '../src/server.js';
 import { register, send, startManager } from './harness.js';
@@ -30,23 +29,8 @@ afterAll(async () => {
   await box?.remove();
 });
 
-// /proc/net/tcp writes an IPv4 address as 8 hex digits in host (little-endian) byte order, then :port.
-function hexAddress(ip: string, port: number): string {
-  const octets = ip.split('.').map(Number).reverse();
-  const hex = octets.map((octet) => octet.toString(16).padStart(2, '0')).join('');
-  return `${hex}:${port.toString(16).padStart(4, '0')}`.toUpperCase();
-}
-
-/** Local ends (address:port, hex) of established TCP connections from this network namespace to the container's port 3000. */
-function connectionsToContainer(): Set<string> {
-  const remote = hexAddress(box.ip ?? '', 3000);
-  const local = new Set<string>();
-  for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
-    const fields = line.trim().split(/\s+/);
-    if (fields[2] === remote && fields[3] === '01' && fields[1] !== undefined) local.add(fields[1]);
-  }
-  return local;
-}
+/** Local ends of established connections from this network namespace to the container's port 3000. */
+const connectionsToContainer = () => tcpSocketsTowards(box.ip ?? '', 3000, 'established');
 
 const overlap = (a: Set<string>, b: Set<string>) => [...a].filter((entry) => b.has(entry)).length;
 
