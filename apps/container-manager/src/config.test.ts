@@ -14,7 +14,46 @@ describe('loadConfig', () => {
       LOG_LEVEL: 'info',
       LOG_FORMAT: 'json',
       ACCESS_LOG: true,
+      UPSTREAM_NETWORKS: ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10', 'fc00::/7'],
+      PROXY_TIMEOUT_MS: 60_000,
+      MAX_BODY_BYTES: 100 * 1024 * 1024,
+      MAX_CONNECTIONS_PER_SESSION: 1024,
+      MAX_HEADER_BYTES: 16_384,
+      MAX_HEADER_COUNT: 100,
+      HEADERS_TIMEOUT_MS: 20_000,
+      REQUEST_TIMEOUT_MS: 300_000,
     });
+  });
+
+  it('reads the limits, and refuses values below their floor', () => {
+    expect(
+      loadConfig({
+        INTERNAL_SERVICE_KEY: 'k',
+        UPSTREAM_NETWORKS: ' 172.18.0.0/16 , fd00::/8 ',
+        PROXY_TIMEOUT_MS: '0',
+        MAX_BODY_BYTES: '1024',
+        MAX_CONNECTIONS_PER_SESSION: '8',
+        MAX_HEADER_BYTES: '8192',
+        MAX_HEADER_COUNT: '50',
+        HEADERS_TIMEOUT_MS: '5000',
+        REQUEST_TIMEOUT_MS: '0',
+      }),
+    ).toMatchObject({
+      UPSTREAM_NETWORKS: ['172.18.0.0/16', 'fd00::/8'],
+      PROXY_TIMEOUT_MS: 0,
+      MAX_BODY_BYTES: 1024,
+      MAX_CONNECTIONS_PER_SESSION: 8,
+      MAX_HEADER_BYTES: 8192,
+      MAX_HEADER_COUNT: 50,
+      HEADERS_TIMEOUT_MS: 5000,
+      REQUEST_TIMEOUT_MS: 0,
+    });
+    expect(() => loadConfig({ INTERNAL_SERVICE_KEY: 'k', HEADERS_TIMEOUT_MS: '10' })).toThrow(
+      /HEADERS_TIMEOUT_MS/,
+    );
+    expect(() => loadConfig({ INTERNAL_SERVICE_KEY: 'k', MAX_HEADER_BYTES: '100' })).toThrow(
+      /MAX_HEADER_BYTES/,
+    );
   });
 
   it('reads every variable', () => {
