@@ -29,7 +29,7 @@ module.exports = async function smoke(format, load, other) {
   const closedPort = closed.address().port;
   await stop(closed);
 
-  // proxy-core on http-proxy-middleware 3: a request reaches the upstream; a refused connection is the 502.
+  // proxy-core (undici for HTTP): a request reaches the upstream; a refused connection is the 502.
   const proxy = pkgs['proxy-core'].createPreviewProxy();
   let failure;
   const front = await listen((req, res) => {
@@ -50,13 +50,27 @@ module.exports = async function smoke(format, load, other) {
   const resolver = {
     resolve: async (id) => ({ ip: '127.0.0.1', network: 'n', containerId: id, labels: {} }),
   };
-  const app = await listen(pkgs['preview-core'].createPreviewApp({ resolver, internalServiceKey: 'k' }));
-  const register = await fetch(`${urlOf(app)}/api/internal/sessions/demo/previews`, {
-    method: 'POST',
-    headers: { 'x-internal-service-key': 'k', 'content-type': 'application/json' },
-    body: JSON.stringify({ port }),
-  });
-  assert.equal(register.status, 201);
+  const registerAt = (app) =>
+    fetch(`${urlOf(app)}/api/internal/sessions/demo/previews`, {
+      method: 'POST',
+      headers: { 'x-internal-service-key': 'k', 'content-type': 'application/json' },
+      body: JSON.stringify({ port }),
+    });
+  // By default a loopback target is refused: only container addresses are forwarded to.
+  const strict = await listen(pkgs['preview-core'].createPreviewApp({ resolver, internalServiceKey: 'k' }));
+  assert.equal((await registerAt(strict)).status, 201);
+  const refused = await fetch(`${urlOf(strict)}/previews/demo/page`);
+  assert.equal(refused.status, 500);
+  assert.equal((await refused.json()).code, 'CONTAINER_ADDRESS_REFUSED');
+  await stop(strict);
+  const app = await listen(
+    pkgs['preview-core'].createPreviewApp({
+      resolver,
+      internalServiceKey: 'k',
+      isAllowedUpstream: (address) => address === '127.0.0.1',
+    }),
+  );
+  assert.equal((await registerAt(app)).status, 201);
   assert.equal(await (await fetch(`${urlOf(app)}/previews/demo/page?x=1`)).text(), 'GET /page?x=1');
   const missing = await fetch(`${urlOf(app)}/previews/unknown/`);
   assert.equal(missing.status, 404);
