@@ -107,6 +107,101 @@ describe('connections per session (MAX_CONNECTIONS_PER_SESSION)', () => {
   });
 });
 
+describe('pipelined requests', () => {
+  it('hold no place once their client has left: each is forwarded only when it is answered next', async () => {
+    // One slow request with ten pipelined behind it, then the client leaves. A waiting response is never
+    // told that its connection died, so a place taken at arrival would never be given back.
+    for (let round = 0; round < 2; round++) {
+      const socket = connect(port, '127.0.0.1');
+      socket.on('error', () => {});
+      const get = (path: string) => `GET /previews/${box.sessionId}${path} HTTP/1.1\r\nHost: t\r\n\r\n`;
+      socket.write(get('/__fixture/slow/300') + Array.from({ length: 10 }, () => get('/queued')).join(''));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      socket.destroy();
+    }
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    // All three places of the session are free again.
+    const replies = await Promise.all(
+      Array.from({ length: 3 }, () => send(manager.url, `/previews/${box.sessionId}/__fixture/slow/300`)),
+    );
+    expect(replies.map((reply) => reply.status)).toEqual([200, 200, 200]);
+  });
+
+  it('gives a pipelined Expect: 100-continue its 100 when its turn comes, before its answer', async () => {
+    const socket = connect(port, '127.0.0.1');
+    let text = '';
+    let sent = false;
+    const timer = setTimeout(() => socket.destroy(), 5000);
+    socket.on('data', (chunk: Buffer) => {
+      text += chunk.toString('latin1');
+      // A client that waits for the 100 before sending its body (without half-closing: Node's server
+      // drops what is in flight when its client ends its side).
+      if (text.includes('100 Continue') && !sent) {
+        sent = true;
+        socket.write('hello');
+      }
+      if (text.includes('"bodyLength"')) socket.destroy();
+    });
+    socket.write(
+      `GET /previews/${box.sessionId}/__fixture/slow/200 HTTP/1.1\r\nHost: t\r\n\r\n` +
+        `POST /previews/${box.sessionId}/up HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n`,
+    );
+    await once(socket, 'close');
+    clearTimeout(timer);
+    const heads = text.match(/HTTP\/1\.1 \d{3}/g);
+    expect(heads).toEqual(['HTTP/1.1 200', 'HTTP/1.1 100', 'HTTP/1.1 200']);
+    expect(text).toContain('"bodyLength":5');
+  });
+});
+
+describe('connections the server answered itself', () => {
+  it('are closed by the server even when the client keeps its side open (CONNECT, a refused upgrade)', async () => {
+    const heads = [
+      'CONNECT 127.0.0.1:2375 HTTP/1.1\r\nHost: 127.0.0.1:2375\r\n\r\n',
+      `GET /previews/${box.sessionId}/ HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`,
+    ];
+    const tcpHandles = () =>
+      process.getActiveResourcesInfo().filter((name) => name === 'TCPSocketWrap').length;
+    for (const head of heads) {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const before = tcpHandles();
+      const socket = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+      let text = '';
+      socket.on('data', (chunk: Buffer) => {
+        text += chunk.toString('latin1');
+      });
+      socket.on('error', () => {});
+      socket.write(head);
+      await once(socket, 'end');
+      expect(text).toMatch(/^HTTP\/1\.1 (404|400) /);
+      // The client's side stays open (its handle counts); 1.5 s later the server's handle is gone.
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      expect(tcpHandles()).toBe(before + 1);
+      socket.destroy();
+    }
+  });
+
+  it('handle a client error once, however many bad reads follow during a long answer', async () => {
+    const warnings: Error[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning);
+    process.on('warning', onWarning);
+    const socket = connect(port, '127.0.0.1');
+    socket.on('error', () => {});
+    socket.on('data', () => {});
+    socket.write(
+      `GET /previews/${box.sessionId}/__fixture/sse?count=10&interval=100 HTTP/1.1\r\nHost: t\r\n\r\n`,
+    );
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    for (let i = 0; i < 50; i++) {
+      socket.write('\x00garbage\r\n');
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    await once(socket, 'close');
+    process.off('warning', onWarning);
+    expect(warnings.filter((warning) => warning.name === 'MaxListenersExceededWarning')).toEqual([]);
+  });
+});
+
 describe('request head (MAX_HEADER_BYTES, MAX_HEADER_COUNT)', () => {
   const contract431 = {
     statusCode: 431,

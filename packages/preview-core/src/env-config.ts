@@ -1,4 +1,8 @@
-import { createUpstreamAddressPolicy, DEFAULT_UPSTREAM_NETWORKS } from '@sandbox/proxy-core';
+import {
+  createTrustedProxyMatcher,
+  createUpstreamAddressPolicy,
+  DEFAULT_UPSTREAM_NETWORKS,
+} from '@sandbox/proxy-core';
 import { z } from 'zod';
 import { LOG_LEVELS } from './logger.js';
 import type { ClientLimits } from './serve.js';
@@ -22,7 +26,10 @@ const commaList = (fallback: string) =>
     );
 
 // Milliseconds or bytes; 0 is allowed where it means "no limit".
-const count = (min: number, fallback: number) => z.coerce.number().int().min(min).default(fallback);
+// Timers take at most 2^31 - 1 ms (about 24.8 days); Node turns a longer one into 1 ms.
+const MAX_TIMER_MS = 2_147_483_647;
+const count = (min: number, fallback: number) =>
+  z.coerce.number().int().min(min).max(MAX_TIMER_MS).default(fallback);
 
 /** The listening port, with an app's own default. */
 export const listenPortSchema = (defaultPort: number) => portNumber.default(defaultPort);
@@ -34,7 +41,9 @@ export const sharedEnvShape = {
   TRUSTED_PROXIES: commaList(''),
   // Where container addresses may be (a shared state cannot point the proxy anywhere else); loopback,
   // link-local and the host's own addresses are refused whatever this says.
-  UPSTREAM_NETWORKS: commaList(DEFAULT_UPSTREAM_NETWORKS.join(',')),
+  UPSTREAM_NETWORKS: commaList(DEFAULT_UPSTREAM_NETWORKS.join(',')).refine((list) => list.length > 0, {
+    error: 'must name at least one network (an empty list would refuse every container)',
+  }),
   // A container that does not send its response head in time: 504. 0 waits for ever.
   PROXY_TIMEOUT_MS: count(0, 60_000),
   // Largest proxied request body (413 beyond); 0: no limit.
@@ -134,6 +143,11 @@ export function serviceLimits(config: SharedEnvConfig): ServiceLimits {
     throw new ConfigError(
       'Invalid configuration: HEADERS_TIMEOUT_MS must not exceed REQUEST_TIMEOUT_MS (the head is part of the request)',
     );
+  }
+  try {
+    createTrustedProxyMatcher(config.TRUSTED_PROXIES);
+  } catch (error) {
+    throw new ConfigError(`Invalid configuration: TRUSTED_PROXIES ${(error as Error).message}`);
   }
   let isAllowedUpstream: (address: string) => boolean;
   try {

@@ -85,6 +85,9 @@ export function sendUpgradeErrorResponse(
       'Connection: close\r\n\r\n' +
       payload,
   );
+  // The server does not close a half-open socket it handed over (upgrade, CONNECT, a client error), and
+  // no timeout applies to it any more: a client that never closes its side must not hold it.
+  setTimeout(() => socket.destroy(), 1000).unref();
 }
 
 /** The one Express error handler: every failure leaves as the contract's JSON. */

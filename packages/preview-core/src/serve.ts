@@ -37,21 +37,30 @@ type SocketWithMessage = Duplex & { _httpMessage?: ServerResponse | null };
 // bytes now would put our error where the client expects that request's answer.
 function closeAfter(response: ServerResponse, socket: Duplex): void {
   response.shouldKeepAlive = false;
-  const end = () => {
+  if (response.writableFinished) {
+    socket.destroy();
+    return;
+  }
+  // Node closes the socket itself after an answer that does not keep the connection, unless its head
+  // had already promised keep-alive: then it is ended here, and cut if the client does not close.
+  response.once('finish', () => {
     socket.end();
     setTimeout(() => socket.destroy(), 1000).unref();
-  };
-  if (response.writableFinished) end();
-  else {
-    response.once('finish', end);
-    response.once('close', () => socket.destroy());
-  }
+  });
+  response.once('close', () => socket.destroy());
 }
+
+// A parser in error reports every later read of the connection again: it is handled once.
+const kHandled = Symbol('preview.clientErrorHandled');
+type HandledSocket = SocketWithMessage & { [kHandled]?: boolean };
 
 // What a client sent that is not a request the parser accepts, or sent too slowly: the contract's JSON
 // and the end of the connection (its bytes cannot be framed any further). Node's own answer would be a
-// bare status line with no body.
-function answerClientError(error: NodeJS.ErrnoException, socket: SocketWithMessage): void {
+// bare status line with no body. Requests pipelined behind an answer in flight wait for the connection
+// (proxy-core forwards a request once it is the one being answered), so they go nowhere when it closes.
+function answerClientError(error: NodeJS.ErrnoException, socket: HandledSocket): void {
+  if (socket[kHandled]) return;
+  socket[kHandled] = true;
   if (error.code === 'ECONNRESET' || !socket.writable) {
     socket.destroy();
     return;
@@ -73,8 +82,6 @@ function answerClientError(error: NodeJS.ErrnoException, socket: SocketWithMessa
         ? previewErrors.requestTimeout()
         : previewErrors.malformedRequest(error);
   sendUpgradeErrorResponse(socket, answer);
-  // A client that never reads the answer must not hold the socket.
-  setTimeout(() => socket.destroy(), 1000).unref();
 }
 
 // Transfer codings other than chunked are not undone by Node: forwarded without the field (which the
@@ -186,14 +193,21 @@ export async function servePreviewApp(
   // after that request's final head, corrupting the stream. Only the request being answered gets its
   // 100; a pipelining client sends its body without waiting for one anyway.
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
-    if (res.socket !== null && (res.socket as SocketWithMessage)._httpMessage === res) res.writeContinue();
+    if (res.socket !== null) res.writeContinue();
+    else
+      res.once('socket', () => {
+        if (!res.headersSent && !req.complete) res.writeContinue();
+      });
     handleRequest(req, res);
   });
   // Without a listener Node drops a CONNECT without a word; nothing is tunnelled here, so it gets the
-  // contract's 404 like any other request outside the routes.
-  server.on('connect', (req: IncomingMessage, socket: Duplex) => {
+  // contract's 404 like any other request outside the routes (after an answer still in flight, none: the
+  // connection ends with that answer).
+  server.on('connect', (req: IncomingMessage, socket: SocketWithMessage) => {
     socket.on('error', () => socket.destroy());
-    sendUpgradeErrorResponse(socket, previewErrors.routeNotFound('CONNECT', req.url ?? ''));
+    const inFlight = socket._httpMessage;
+    if (inFlight) closeAfter(inFlight, socket);
+    else sendUpgradeErrorResponse(socket, previewErrors.routeNotFound('CONNECT', req.url ?? ''));
   });
   // Upgrades arrive on their own event, so a WebSocket can be the very first request of a connection.
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {

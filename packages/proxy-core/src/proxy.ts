@@ -54,11 +54,12 @@ export interface PreviewProxyOptions extends UpstreamAgentOptions {
    * 504 `PROXY_TIMEOUT`. Default 60000; 0 waits for ever. A `dispatcher` given here keeps its own.
    */
   responseTimeoutMs?: number;
-  /** Request bodies larger than this many bytes get the 413 `PAYLOAD_TOO_LARGE`. Default: no limit. */
+  /** Request bodies larger than this many bytes get the 413 `PAYLOAD_TOO_LARGE`. Default (or 0): no limit. */
   maxBodyBytes?: number;
   /**
    * Most requests in flight plus open WebSockets per session; one more gets the 429
-   * `TOO_MANY_CONNECTIONS`, so one preview cannot take every connection of the proxy. Default: no limit.
+   * `TOO_MANY_CONNECTIONS`, so one preview cannot take every connection of the proxy. Default (or 0): no
+   * limit.
    */
   maxConnectionsPerSession?: number;
 }
@@ -207,8 +208,7 @@ export function createPreviewProxy({
   ...agentOptions
 }: PreviewProxyOptions = {}): PreviewProxy {
   const isTrustedProxy = createTrustedProxyMatcher(trustedProxies);
-  const sessions =
-    maxConnectionsPerSession === undefined ? undefined : createSessionCounter(maxConnectionsPerSession);
+  const sessions = maxConnectionsPerSession ? createSessionCounter(maxConnectionsPerSession) : undefined;
   // False (and the 429 sent to `next`) when the request's session has no place left.
   const admitted = (request: ForwardRequest, emitter: CountedEmitter, next: ProxyNext): boolean => {
     const { sessionId } = request;
@@ -270,7 +270,8 @@ export function createPreviewProxy({
     // The server already answered this connection (its bytes turned out malformed) and ended it:
     // nothing may reach the container, not even a head.
     if (clientGone(req.socket)) {
-      res.destroy();
+      // Ended, not destroyed: the server's own answer is still on its way out (it closes the socket).
+      if (req.socket?.destroyed !== false) res.destroy();
       return;
     }
     if (!admitted(request, res, next)) {
@@ -290,8 +291,16 @@ export function createPreviewProxy({
     });
   };
 
-  return {
+  const previewProxy: PreviewProxy = {
     forward(req, res, request, next) {
+      // Pipelined behind a response still being written, this one has no socket yet. Node never tells
+      // such a waiting response that its connection died (no 'close'), so it is forwarded only once it
+      // is the connection's current one: one request at a time per connection, as nginx does, and a
+      // request whose client left first never reaches a container or holds a place.
+      if (res.socket === null) {
+        res.once('socket', () => previewProxy.forward(req, res, request, next));
+        return;
+      }
       // A body still arriving can turn out malformed in the very read that brought the head, and Node
       // reports that only after this request was handed over (microtasks run in between). One turn of
       // the loop lets the parser finish that read, so such a request never reaches a container.
@@ -313,4 +322,5 @@ export function createPreviewProxy({
       middleware.upgrade(req, socket as Socket, head);
     },
   };
+  return previewProxy;
 }

@@ -1,5 +1,6 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { createUpstreamAddressPolicy } from './upstream-address.js';
+import { createUpstreamAddressPolicy, routeGateways } from './upstream-address.js';
 
 const policy = (options: Parameters<typeof createUpstreamAddressPolicy>[0] = {}) =>
   createUpstreamAddressPolicy({ hostAddresses: () => ['10.1.2.3', '172.17.0.1', 'fe80::1'], ...options });
@@ -70,5 +71,26 @@ describe('createUpstreamAddressPolicy', () => {
 
   it('reads the real interfaces by default, loopback among them', () => {
     expect(createUpstreamAddressPolicy({ networks: ['0.0.0.0/0'] })('127.0.0.1')).toBe(false);
+  });
+});
+
+describe('routeGateways', () => {
+  it('reads the gateways of both routing tables, skipping direct routes', () => {
+    const ipv4 = [
+      'Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT',
+      'eth0\t00000000\t010011AC\t0003\t0\t0\t0\t00000000\t0\t0\t0',
+      'eth0\t000011AC\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0',
+    ].join('\n');
+    const ipv6 = [
+      '00000000000000000000000000000000 00 00000000000000000000000000000000 00 fe800000000000000000000000000001 00000400 00000001 00000000 00000003 eth0',
+      'fd000000000000000000000000000000 40 00000000000000000000000000000000 00 00000000000000000000000000000000 00000100 00000001 00000000 00000001 eth0',
+    ].join('\n');
+    expect(routeGateways(ipv4, ipv6)).toEqual(['172.17.0.1', 'fe80:0000:0000:0000:0000:0000:0000:0001']);
+  });
+
+  it("refuses this machine's real default gateway", () => {
+    const [gateway] = routeGateways(readFileSync('/proc/net/route', 'utf8'), '');
+    if (gateway === undefined) throw new Error('this machine has no IPv4 default gateway to check against');
+    expect(createUpstreamAddressPolicy({ networks: ['0.0.0.0/0'] })(gateway)).toBe(false);
   });
 });

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { type Network, parseIpAddress, parseNetwork } from './trusted-proxies.js';
 
@@ -36,7 +37,9 @@ export interface UpstreamAddressPolicyOptions {
   networks?: readonly string[];
   /**
    * The host's own addresses, which are never forwarded to (a container's bridge gateway is one). Default:
-   * every interface address of this host, read again at most every 10 s.
+   * every interface address of this network namespace and every gateway of its routing tables (in a
+   * container, the host), read again at most every 10 s. A proxy run in a container cannot see the host's
+   * other addresses: narrow `networks` to the preview network's subnet there.
    */
   hostAddresses?: () => Iterable<string>;
 }
@@ -45,8 +48,44 @@ function inAny(value: bigint, networks: readonly Network[]): boolean {
   return networks.some(({ base, mask }) => (value & mask) === base);
 }
 
-function localInterfaceAddresses(): string[] {
-  return Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((entry) => entry.address));
+/**
+ * The gateways of the routing tables (`/proc/net/route`, `/proc/net/ipv6_route` text): run in a container,
+ * the proxy's own interfaces do not include the host, but its default gateway is the host's address on the
+ * container's network (Docker's bridge gateway).
+ */
+export function routeGateways(ipv4Table: string, ipv6Table: string): string[] {
+  const gateways = new Set<string>();
+  for (const line of ipv4Table.split('\n').slice(1)) {
+    const hex = line.trim().split(/\s+/)[2];
+    if (hex === undefined || !/^[0-9A-Fa-f]{8}$/.test(hex) || /^0+$/.test(hex)) continue;
+    // Host byte order (little-endian): 010200C0 is 192.0.2.1.
+    const octets = [6, 4, 2, 0].map((at) => Number.parseInt(hex.slice(at, at + 2), 16));
+    gateways.add(octets.join('.'));
+  }
+  for (const line of ipv6Table.split('\n')) {
+    const hex = line.trim().split(/\s+/)[4];
+    if (hex === undefined || !/^[0-9a-f]{32}$/i.test(hex) || /^0+$/.test(hex)) continue;
+    gateways.add((hex.match(/.{4}/g) ?? []).join(':'));
+  }
+  return [...gateways];
+}
+
+function readOrEmpty(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+function localHostAddresses(): string[] {
+  const interfaces = Object.values(networkInterfaces()).flatMap((list) =>
+    (list ?? []).map((entry) => entry.address),
+  );
+  return [
+    ...interfaces,
+    ...routeGateways(readOrEmpty('/proc/net/route'), readOrEmpty('/proc/net/ipv6_route')),
+  ];
 }
 
 /**
@@ -57,7 +96,7 @@ function localInterfaceAddresses(): string[] {
  */
 export function createUpstreamAddressPolicy({
   networks = DEFAULT_UPSTREAM_NETWORKS,
-  hostAddresses = localInterfaceAddresses,
+  hostAddresses = localHostAddresses,
 }: UpstreamAddressPolicyOptions = {}): (address: string) => boolean {
   const allowed = networks.map((entry) => parseNetwork(entry, 'upstream network'));
   let host = new Set<bigint>();
