@@ -54,6 +54,12 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ INTERNAL_SERVICE_KEY: 'k', MAX_HEADER_BYTES: '100' })).toThrow(
       /MAX_HEADER_BYTES/,
     );
+    expect(() => loadConfig({ INTERNAL_SERVICE_KEY: 'k', UPSTREAM_NETWORKS: ' , ' })).toThrow(
+      /UPSTREAM_NETWORKS/,
+    );
+    expect(() => loadConfig({ INTERNAL_SERVICE_KEY: 'k', PROXY_TIMEOUT_MS: '3000000000' })).toThrow(
+      /PROXY_TIMEOUT_MS/,
+    );
   });
 
   it('reads every variable', () => {
