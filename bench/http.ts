@@ -53,11 +53,13 @@ import {
   assertDockerEngine,
   docker,
   ensureFixtureImages,
+  parseWrkReport,
   removeCreatedContainers,
   type SessionContainer,
   startRedisServer,
   startSessionContainer,
   tcpSocketsTowards,
+  type WrkReport,
 } from '@sandbox/test-fixtures';
 
 const execFileAsync = promisify(execFile);
@@ -548,73 +550,7 @@ async function register(manager: Manager, box: SessionContainer): Promise<void> 
 // ---------------------------------------------------------------------------------------------------------
 // wrk.
 
-interface WrkResult {
-  requestsPerSecond: number;
-  requests: number;
-  seconds: number;
-  bytesRead: number;
-  /** Average bytes read per response (status line, headers and body). */
-  bytesPerResponse: number;
-  latencyMs: { avg: number; p50: number; p75: number; p90: number; p99: number; max: number };
-  errors: { connect: number; read: number; write: number; timeout: number; non2xx: number };
-}
-
-function toMs(value: string, unit: string): number {
-  const n = Number(value);
-  if (unit === 'us') return n / 1000;
-  if (unit === 'ms') return n;
-  if (unit === 's') return n * 1000;
-  if (unit === 'm') return n * 60_000;
-  throw new Error(`unknown latency unit ${unit}`);
-}
-
-function toBytes(value: string, unit: string): number {
-  const units: Record<string, number> = { B: 1, KB: 1024, MB: 1024 ** 2, GB: 1024 ** 3, TB: 1024 ** 4 };
-  const factor = units[unit];
-  if (factor === undefined) throw new Error(`unknown size unit ${unit}`);
-  return Number(value) * factor;
-}
-
-function parseWrk(output: string): WrkResult {
-  const latency = (label: string) => {
-    const match = new RegExp(`^\\s*${label}\\s+([\\d.]+)(us|ms|s|m)\\b`, 'm').exec(output);
-    if (!match?.[1] || !match[2]) throw new Error(`wrk output has no ${label} latency:\n${output}`);
-    return toMs(match[1], match[2]);
-  };
-  const avgMax = /^\s*Latency\s+([\d.]+)(us|ms|s|m)\s+[\d.]+(?:us|ms|s|m|%)\s+([\d.]+)(us|ms|s|m)/m.exec(
-    output,
-  );
-  const totals = /(\d+) requests in ([\d.]+)(ms|s|m), ([\d.]+)(B|KB|MB|GB|TB) read/.exec(output);
-  const rps = /Requests\/sec:\s+([\d.]+)/.exec(output);
-  if (!totals?.[1] || !totals[2] || !totals[3] || !totals[4] || !totals[5] || !rps?.[1])
-    throw new Error(`cannot parse wrk output:\n${output}`);
-  const socket = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(output);
-  const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(output);
-  const requests = Number(totals[1]);
-  const bytesRead = toBytes(totals[4], totals[5]);
-  return {
-    requestsPerSecond: Number(rps[1]),
-    requests,
-    seconds: toMs(totals[2], totals[3]) / 1000,
-    bytesRead,
-    bytesPerResponse: requests > 0 ? Math.round(bytesRead / requests) : 0,
-    latencyMs: {
-      avg: avgMax?.[1] && avgMax[2] ? toMs(avgMax[1], avgMax[2]) : Number.NaN,
-      p50: latency('50%'),
-      p75: latency('75%'),
-      p90: latency('90%'),
-      p99: latency('99%'),
-      max: avgMax?.[3] && avgMax[4] ? toMs(avgMax[3], avgMax[4]) : Number.NaN,
-    },
-    errors: {
-      connect: Number(socket?.[1] ?? 0),
-      read: Number(socket?.[2] ?? 0),
-      write: Number(socket?.[3] ?? 0),
-      timeout: Number(socket?.[4] ?? 0),
-      non2xx: Number(non2xx?.[1] ?? 0),
-    },
-  };
-}
+type WrkResult = WrkReport;
 
 let wrkBinary = 'wrk';
 let postScript = '';
@@ -629,7 +565,7 @@ async function runWrk(url: string, c: BenchCase, seconds: number): Promise<WrkRe
   const [code] = (await once(child, 'exit')) as [number | null];
   clearTimeout(timer);
   if (code !== 0) throw new Error(`wrk ${args.join(' ')} exited with ${code}:\n${output()}`);
-  return parseWrk(output());
+  return parseWrkReport(output());
 }
 
 // ---------------------------------------------------------------------------------------------------------

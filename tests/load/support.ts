@@ -9,7 +9,13 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { freePort, tcpSocketsTowards } from '@sandbox/test-fixtures';
+import {
+  freePort,
+  parsePrometheusText,
+  parseWrkReport,
+  tcpSocketsTowards,
+  type WrkReport,
+} from '@sandbox/test-fixtures';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const MANAGER_DIR = fileURLToPath(new URL('../../apps/container-manager/', import.meta.url));
@@ -203,80 +209,15 @@ export function timeWaitTowards(ip: string, port: number): number {
 export async function scrapeMetrics(url: string): Promise<Map<string, number>> {
   const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
   if (res.status !== 200) throw new Error(`${url} answered ${res.status}`);
-  const values = new Map<string, number>();
-  for (const line of (await res.text()).split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const at = line.lastIndexOf(' ');
-    values.set(line.slice(0, at), Number(line.slice(at + 1)));
-  }
-  return values;
+  return parsePrometheusText(await res.text());
 }
 
 // ---------------------------------------------------------------------------------------------------------
 // wrk (Debian's 4.1.0): run, and parse its report. Its own counters (socket errors, "Non-2xx or 3xx
 // responses") plus, from the Lua script of the load test, a line `statuses: 200=n 502=m ...`.
 
-export interface WrkResult {
-  requests: number;
-  seconds: number;
-  requestsPerSecond: number;
-  latencyMs: { p50: number; p75: number; p90: number; p99: number; max: number };
-  errors: { connect: number; read: number; write: number; timeout: number; non2xx3xx: number };
-  /** Responses by status, when the script printed them. */
-  statuses: Record<string, number>;
-  output: string;
-}
-
-function toMs(value: string, unit: string): number {
-  const n = Number(value);
-  if (unit === 'us') return n / 1000;
-  if (unit === 'ms') return n;
-  if (unit === 's') return n * 1000;
-  if (unit === 'm') return n * 60_000;
-  throw new Error(`unknown wrk time unit ${unit}`);
-}
-
-export function parseWrk(output: string): WrkResult {
-  const latency = (label: string) => {
-    const match = new RegExp(`^\\s*${label}\\s+([\\d.]+)(us|ms|s|m)\\b`, 'm').exec(output);
-    if (!match?.[1] || !match[2]) throw new Error(`wrk output has no ${label} latency:\n${output}`);
-    return toMs(match[1], match[2]);
-  };
-  const max = /^\s*Latency\s+[\d.]+(?:us|ms|s|m)\s+[\d.]+(?:us|ms|s|m|%)\s+([\d.]+)(us|ms|s|m)/m.exec(output);
-  const totals = /(\d+) requests in ([\d.]+)(ms|s|m), /.exec(output);
-  const rps = /Requests\/sec:\s+([\d.]+)/.exec(output);
-  if (!totals?.[1] || !totals[2] || !totals[3] || !rps?.[1])
-    throw new Error(`cannot parse wrk output:\n${output}`);
-  const socket = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(output);
-  const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(output);
-  const statuses: Record<string, number> = {};
-  const statusLine = /^statuses:(.*)$/m.exec(output);
-  for (const pair of (statusLine?.[1] ?? '').trim().split(/\s+/).filter(Boolean)) {
-    const [status, count] = pair.split('=');
-    if (status !== undefined && count !== undefined) statuses[status] = Number(count);
-  }
-  return {
-    requests: Number(totals[1]),
-    seconds: toMs(totals[2], totals[3]) / 1000,
-    requestsPerSecond: Number(rps[1]),
-    latencyMs: {
-      p50: latency('50%'),
-      p75: latency('75%'),
-      p90: latency('90%'),
-      p99: latency('99%'),
-      max: max?.[1] && max[2] ? toMs(max[1], max[2]) : Number.NaN,
-    },
-    errors: {
-      connect: Number(socket?.[1] ?? 0),
-      read: Number(socket?.[2] ?? 0),
-      write: Number(socket?.[3] ?? 0),
-      timeout: Number(socket?.[4] ?? 0),
-      non2xx3xx: Number(non2xx?.[1] ?? 0),
-    },
-    statuses,
-    output,
-  };
-}
+/** A wrk run's report, with wrk's own output to quote when an assertion fails. */
+export type WrkResult = WrkReport & { output: string };
 
 export const WRK = '/usr/bin/wrk';
 
@@ -295,5 +236,5 @@ export async function runWrk(args: string[], durationSeconds: number): Promise<W
   const [code, signal] = (await once(child, 'close')) as [number | null, string | null];
   clearTimeout(timer);
   if (code !== 0) throw new Error(`wrk ${args.join(' ')} exited with ${code ?? signal}:\n${output}`);
-  return parseWrk(output);
+  return { ...parseWrkReport(output), output };
 }

@@ -1,5 +1,6 @@
 import {
   connectWebSocket,
+  parsePrometheusText,
   removeCreatedContainers,
   type SessionContainer,
   startSessionContainer,
@@ -26,13 +27,7 @@ async function scrape(): Promise<Map<string, number>> {
   const res = await fetch(manager.metricsUrl ?? 'missing');
   expect(res.status).toBe(200);
   expect(res.headers.get('content-type')).toContain('text/plain');
-  const values = new Map<string, number>();
-  for (const line of (await res.text()).split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const at = line.lastIndexOf(' ');
-    values.set(line.slice(0, at), Number(line.slice(at + 1)));
-  }
-  return values;
+  return parsePrometheusText(await res.text());
 }
 
 describe('metrics', () => {

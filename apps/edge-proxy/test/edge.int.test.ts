@@ -5,6 +5,7 @@ import {
   connectWebSocket,
   DOCKER_SOCKET,
   httpRequest,
+  parsePrometheusText,
   type RedisServerHandle,
   type Reply,
   removeCreatedContainers,
@@ -89,9 +90,7 @@ const ok = (reply: Reply) => reply.status === 200;
 async function metric(edge: AppProcess, name: string): Promise<number | undefined> {
   const url = edge.metricsUrl();
   if (url === undefined) throw new Error(`no metrics URL in:\n${edge.output()}`);
-  const text = await (await fetch(url)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
-  return line === undefined ? undefined : Number(line.slice(name.length + 1));
+  return parsePrometheusText(await (await fetch(url)).text()).get(name);
 }
 
 describe('one manager, two edges, one Redis', () => {
