@@ -25,6 +25,7 @@ export { createTrustedProxyMatcher, normalizeRemoteAddress, parseIpAddress } fro
 export {
   createUpstreamAddressPolicy,
   DEFAULT_UPSTREAM_NETWORKS,
+  routeGateways,
   type UpstreamAddressPolicyOptions,
 } from './upstream-address.js';
 export { isUpstreamConnectFailure, isUpstreamTimeout, upstreamFailure } from './upstream-errors.js';
