@@ -127,8 +127,11 @@ export function applyForwardedHeaders(headers: IncomingHttpHeaders, context: For
 
   // Forwarded (RFC 7239) is never created, only extended when a trusted peer started it, so that it tells
   // the same chain as X-Forwarded-For.
+  // An empty field from a trusted peer has nothing to extend, and is dropped like any other.
   if (trusted && incoming.forwarded !== undefined) {
     headers.forwarded = `${incoming.forwarded}, ${forwardedElement(peer, clientHost, hopProto)}`;
+  } else {
+    delete headers.forwarded;
   }
 
   if (!preserveHost && target) headers.host = authority(target.host, target.port);
