@@ -74,67 +74,104 @@ function setOrDelete(headers: IncomingHttpHeaders, name: string, value: string |
   else headers[name] = value;
 }
 
+/** The values this hop sends in the forwarding fields; `undefined` ones are not sent. */
+export interface ForwardedFields {
+  'x-forwarded-for': string | undefined;
+  'x-forwarded-host': string | undefined;
+  'x-forwarded-proto': string;
+  'x-forwarded-port': string;
+  'x-forwarded-prefix': string | undefined;
+  forwarded: string | undefined;
+  /** The `Host` to send instead of the client's, when it is not preserved. */
+  host: string | undefined;
+}
+
+/** The names of {@link ForwardedFields} other than `host`, in the order they are sent. */
+export const FORWARDED_FIELD_NAMES = [
+  'x-forwarded-for',
+  'x-forwarded-host',
+  'x-forwarded-proto',
+  'x-forwarded-port',
+  'x-forwarded-prefix',
+  'forwarded',
+] as const;
+
+/** Whether a (lowercase) field name belongs to the forwarding family a client cannot be believed on. */
+export function isForwardingField(lower: string): boolean {
+  return lower.startsWith(FORWARDED_PREFIX) || lower === 'forwarded';
+}
+
 /**
- * Sets, in place, the one header contract of HTTP and WebSocket requests: `Host`, `X-Forwarded-For`
- * (appended), `-Host`, `-Proto`, `-Port`, `-Prefix`, and `Forwarded`. Run it after `stripRequestHeaders`,
- * with http-proxy's own `xfwd` off (it would append its values a second time).
+ * The one header contract of HTTP and WebSocket requests, computed from the client's fields (pure):
+ * `Host`, `X-Forwarded-For` (appended), `-Host`, `-Proto`, `-Port`, `-Prefix`, and `Forwarded`.
  */
-export function applyForwardedHeaders(headers: IncomingHttpHeaders, context: ForwardedContext): void {
+export function forwardedFields(headers: IncomingHttpHeaders, context: ForwardedContext): ForwardedFields {
   const { remoteAddress, encrypted, prefix, trusted, target, preserveHost } = context;
-  // Checked before any change, so a misuse leaves the headers as they were.
   if (!preserveHost && !target) {
-    throw new TypeError('applyForwardedHeaders: preserveHost is false but no target was given');
+    throw new TypeError('forwarded headers: preserveHost is false but no target was given');
   }
   const clientHost = headerText(headers.host);
-  const incoming = {
-    for: headerText(headers['x-forwarded-for']),
-    host: headerText(headers['x-forwarded-host']),
-    proto: headerText(headers['x-forwarded-proto']),
-    port: headerText(headers['x-forwarded-port']),
-    forwarded: headerText(headers.forwarded),
-  };
-  if (!trusted) {
-    // An untrusted peer can write anything in these: keep none of them (X-Forwarded-Server, -Ssl... too),
-    // so an app trusting its proxy never believes a spoofed client address, host or scheme. Node lowercases
-    // names, but a caller may have added a field by hand.
-    for (const name of Object.keys(headers)) {
-      const lower = name.toLowerCase();
-      if (lower.startsWith(FORWARDED_PREFIX) || lower === 'forwarded') delete headers[name];
-    }
-  }
   const peer = remoteAddress === undefined ? undefined : normalizeRemoteAddress(remoteAddress);
   const hopProto = encrypted ? 'https' : 'http';
+  // What an untrusted peer wrote in these is never read: it could be anything.
+  const incomingFor = trusted ? headerText(headers['x-forwarded-for']) : undefined;
+  const incomingHost = trusted ? headerText(headers['x-forwarded-host']) : undefined;
+  const incomingProto = trusted ? headerText(headers['x-forwarded-proto']) : undefined;
+  const incomingPort = trusted ? headerText(headers['x-forwarded-port']) : undefined;
+  const incomingForwarded = trusted ? headerText(headers.forwarded) : undefined;
 
   // Each proxy appends its peer, so the list reads client-first; an unknown peer is left out rather than
   // written as a token that address parsers downstream would choke on.
-  const chain = trusted && incoming.for !== undefined ? splitList(incoming.for) : [];
-  if (peer !== undefined) chain.push(peer);
-  setOrDelete(headers, 'x-forwarded-for', chain.length > 0 ? chain.join(', ') : undefined);
+  let forwardedFor: string | undefined;
+  if (incomingFor === undefined) forwardedFor = peer;
+  else {
+    const chain = splitList(incomingFor);
+    if (peer !== undefined) chain.push(peer);
+    forwardedFor = chain.length > 0 ? chain.join(', ') : undefined;
+  }
 
   // A trusted peer's values describe the client-facing edge, which this hop cannot see; each field falls
   // back to what this hop sees on its own, as Traefik does.
-  const forwardedHost = (trusted ? incoming.host : undefined) ?? clientHost;
-  const forwardedProto = (trusted ? incoming.proto : undefined) ?? hopProto;
+  const forwardedHost = incomingHost ?? clientHost;
+  const forwardedProto = incomingProto ?? hopProto;
   // Derived from the effective host and scheme, so `https` + `a.test` from a trusted edge yields 443.
   const forwardedPort =
-    (trusted ? incoming.port : undefined) ??
+    incomingPort ??
     (forwardedHost === undefined ? undefined : portOfHost(firstElement(forwardedHost))) ??
     defaultPort(firstElement(forwardedProto));
-  setOrDelete(headers, 'x-forwarded-host', forwardedHost);
-  headers['x-forwarded-proto'] = forwardedProto;
-  headers['x-forwarded-port'] = forwardedPort;
-  setOrDelete(headers, 'x-forwarded-prefix', prefix === '' ? undefined : prefix);
 
-  // Forwarded (RFC 7239) is never created, only extended when a trusted peer started it, so that it tells
-  // the same chain as X-Forwarded-For.
-  // An empty field from a trusted peer has nothing to extend, and is dropped like any other.
-  if (trusted && incoming.forwarded !== undefined) {
-    headers.forwarded = `${incoming.forwarded}, ${forwardedElement(peer, clientHost, hopProto)}`;
-  } else {
-    delete headers.forwarded;
+  return {
+    'x-forwarded-for': forwardedFor,
+    'x-forwarded-host': forwardedHost,
+    'x-forwarded-proto': forwardedProto,
+    'x-forwarded-port': forwardedPort,
+    'x-forwarded-prefix': prefix === '' ? undefined : prefix,
+    // Forwarded (RFC 7239) is never created, only extended when a trusted peer started it, so that it
+    // tells the same chain as X-Forwarded-For. An empty field from a trusted peer has nothing to extend,
+    // and is dropped like any other.
+    forwarded:
+      incomingForwarded === undefined
+        ? undefined
+        : `${incomingForwarded}, ${forwardedElement(peer, clientHost, hopProto)}`,
+    host: !preserveHost && target ? authority(target.host, target.port) : undefined,
+  };
+}
+
+/**
+ * Sets, in place, the one header contract of HTTP and WebSocket requests (see {@link forwardedFields}).
+ * Run it after `stripRequestHeaders`, with http-proxy's own `xfwd` off (it would append its values a
+ * second time).
+ */
+export function applyForwardedHeaders(headers: IncomingHttpHeaders, context: ForwardedContext): void {
+  const fields = forwardedFields(headers, context);
+  if (!context.trusted) {
+    // An untrusted peer can write anything in these: keep none of them (X-Forwarded-Server, -Ssl... too),
+    // so an app trusting its proxy never believes a spoofed client address, host or scheme. Node lowercases
+    // names, but a caller may have added a field by hand.
+    for (const name of Object.keys(headers)) if (isForwardingField(name.toLowerCase())) delete headers[name];
   }
-
-  if (!preserveHost && target) headers.host = authority(target.host, target.port);
+  for (const name of FORWARDED_FIELD_NAMES) setOrDelete(headers, name, fields[name]);
+  if (fields.host !== undefined) headers.host = fields.host;
 }
 
 // Tolerates the empty elements (`a,,b`, a trailing comma) that sloppy proxies and repeated fields produce.

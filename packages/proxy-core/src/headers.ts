@@ -1,4 +1,10 @@
 import type { IncomingHttpHeaders } from 'node:http';
+import {
+  FORWARDED_FIELD_NAMES,
+  type ForwardedContext,
+  forwardedFields,
+  isForwardingField,
+} from './forwarded-headers.js';
 
 /** The internal credential header; it never reaches a container. */
 export const INTERNAL_KEY_HEADER = 'x-internal-service-key';
@@ -43,4 +49,59 @@ export function stripResponseHeaders(headers: IncomingHttpHeaders): void {
     if (token !== '' && token !== 'transfer-encoding') delete headers[token];
   }
   for (const name of HOP_BY_HOP) delete headers[name];
+}
+
+// Every field name the request list leaves out, whatever the Connection header says: the hop-by-hop ones,
+// the spent ones, and Transfer-Encoding (undici frames the body itself and refuses the field; Node has
+// already de-chunked what it read).
+const NEVER_FORWARDED = new Set([...HOP_BY_HOP, ...REQUEST_ONLY, 'transfer-encoding']);
+const COMPUTED_FORWARDING_FIELDS = new Set<string>(FORWARDED_FIELD_NAMES);
+
+/**
+ * The request fields a container receives, as a flat `[name, value, ...]` list (the form undici takes),
+ * built in one pass without touching `headers`: what {@link stripRequestHeaders} keeps (Transfer-Encoding
+ * aside), then `applyForwardedHeaders`' contract. Equal, field for field, to running those two in place
+ * and dropping Transfer-Encoding; a fresh list rather than deletes on Node's object, which would turn it
+ * into a slow dictionary on the path every request takes.
+ */
+export function upstreamRequestHeaders(headers: IncomingHttpHeaders, context: ForwardedContext): string[] {
+  // Usually absent, or just `keep-alive`/`close`. Other tokens name fields to drop before anything is
+  // read from them (a client naming Host or X-Forwarded-For): that rare case takes the in-place path.
+  if (connectionNamesFields(headers.connection)) {
+    const stripped = { ...headers };
+    stripRequestHeaders(stripped);
+    return upstreamRequestHeaders(stripped, context);
+  }
+  const fields = forwardedFields(headers, context);
+  const { trusted } = context;
+  const out: string[] = [];
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined || NEVER_FORWARDED.has(name)) continue;
+    // Ours replace the client's; from an untrusted peer none of the family is kept.
+    if (trusted ? COMPUTED_FORWARDING_FIELDS.has(name) : isForwardingFieldName(name)) continue;
+    if (name === 'host' && fields.host !== undefined) out.push(name, fields.host);
+    // Only Set-Cookie is ever a list in Node's object; undici sends each element as a field of its own.
+    else out.push(name, value as string);
+  }
+  if (fields.host !== undefined && headers.host === undefined) out.push('host', fields.host);
+  for (const name of FORWARDED_FIELD_NAMES) {
+    const value = fields[name];
+    if (value !== undefined) out.push(name, value);
+  }
+  return out;
+}
+
+function connectionNamesFields(value: string | undefined): boolean {
+  if (value === undefined || value === '') return false;
+  const lower = value.toLowerCase();
+  return lower !== 'keep-alive' && lower !== 'close';
+}
+
+// Node lowercases names, but a caller may have added a field by hand: only names that can belong to the
+// family (x..., f...) are lowercased to be sure.
+function isForwardingFieldName(name: string): boolean {
+  const first = name.charCodeAt(0) | 0x20;
+  if (first !== 0x78 && first !== 0x66) return false;
+  return isForwardingField(name.toLowerCase());
 }

@@ -54,6 +54,8 @@ export function createUpstreamDispatcher({
 export interface HttpForward {
   origin: string;
   forwardPath: string;
+  /** The fields the container receives (see `upstreamRequestHeaders`). */
+  headers: string[];
   prefix: string;
   next: (error?: unknown) => void;
   /** Refuse request bodies larger than this many bytes (413). Default: no limit. */
@@ -80,6 +82,11 @@ const HOP_BY_HOP_RESPONSE = new Set([
   'transfer-encoding',
 ]);
 
+// The lengths of the names above and of those rewritten (Location, Set-Cookie).
+const REWRITTEN_NAME_LENGTHS = new Set(
+  [...HOP_BY_HOP_RESPONSE, 'location', 'set-cookie'].map((name) => name.length),
+);
+
 /**
  * The container's response header fields as the client receives them, as a flat `[name, value, ...]` list
  * in the container's order and spelling (the form `writeHead` takes without copying): hop-by-hop fields and
@@ -91,22 +98,29 @@ export function forwardableResponseHeaders(raw: ReadonlyArray<Buffer | string>, 
   for (let i = 0; i < raw.length; i += 2) {
     // latin1 maps bytes to chars one to one, so a value's non-ASCII bytes leave exactly as they came.
     const name = latin1(raw[i]);
-    const lower = name.toLowerCase();
     let value = latin1(raw[i + 1]);
-    if (HOP_BY_HOP_RESPONSE.has(lower)) {
-      if (lower === 'connection') connection = connection === undefined ? value : `${connection},${value}`;
-      continue;
+    // Only names as long as one that needs care are lowercased: most fields pass untouched.
+    if (REWRITTEN_NAME_LENGTHS.has(name.length)) {
+      const lower = name.toLowerCase();
+      if (HOP_BY_HOP_RESPONSE.has(lower)) {
+        if (lower === 'connection') connection = connection === undefined ? value : `${connection},${value}`;
+        continue;
+      }
+      if (lower === 'location') value = rewriteLocation(value, prefix);
+      else if (lower === 'set-cookie') value = scopeSetCookiePath(value, prefix);
     }
-    if (lower === 'location') value = rewriteLocation(value, prefix);
-    else if (lower === 'set-cookie') value = scopeSetCookiePath(value, prefix);
     out.push(name, value);
   }
-  // Usually just `keep-alive`, already dropped; anything else it names is dropped in a second pass.
-  const named = connection
-    ?.split(',')
-    .map((token) => token.trim().toLowerCase())
+  // Usually just `keep-alive` (or `close`), already dropped; anything else it names is dropped in a second
+  // pass.
+  if (connection === undefined) return out;
+  const lowerConnection = connection.toLowerCase();
+  if (lowerConnection === 'keep-alive' || lowerConnection === 'close') return out;
+  const named = lowerConnection
+    .split(',')
+    .map((token) => token.trim())
     .filter((token) => token !== '' && !HOP_BY_HOP_RESPONSE.has(token));
-  if (named === undefined || named.length === 0) return out;
+  if (named.length === 0) return out;
   const kept: string[] = [];
   for (let i = 0; i < out.length; i += 2) {
     const name = out[i] as string;
@@ -258,8 +272,6 @@ export function forwardHttp(
     forward.next(previewErrors.payloadTooLarge(maxBodyBytes));
     return;
   }
-  // undici frames the body it is given (and refuses the field); Node already de-chunked it.
-  if (headers['transfer-encoding'] !== undefined) delete headers['transfer-encoding'];
   const trace = traceOf(req);
   let body: PassThrough | Transform | null = null;
   if (hasBody) {
@@ -279,7 +291,7 @@ export function forwardHttp(
       origin: forward.origin,
       path: forward.forwardPath,
       method: req.method ?? 'GET',
-      headers,
+      headers: forward.headers,
       body,
     },
     handler as unknown as Dispatcher.DispatchHandler,

@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { hasMalformedPercentEncoding, splitPreviewPath } from './forward-path.js';
 import { applyForwardedHeaders, type ForwardedContext, portOfHost } from './forwarded-headers.js';
-import { INTERNAL_KEY_HEADER, stripRequestHeaders } from './headers.js';
+import { INTERNAL_KEY_HEADER, stripRequestHeaders, upstreamRequestHeaders } from './headers.js';
 import { forwardableResponseHeaders } from './http-forward.js';
 import { rewriteLocation, scopeSetCookiePath, slashRedirectLocation } from './response-rewrite.js';
 import { normalizeRemoteAddress } from './trusted-proxies.js';
@@ -494,6 +494,62 @@ describe('stripRequestHeaders', () => {
           expect(headers).toEqual(expected);
         },
       ),
+      RUNS,
+    );
+  });
+});
+
+describe('upstreamRequestHeaders', () => {
+  // The one-pass list is an optimisation of the two in-place steps: the steps are the specification.
+  it('sends exactly the fields stripRequestHeaders + applyForwardedHeaders leave, Transfer-Encoding aside', () => {
+    const extraName = fc.constantFrom(
+      'connection',
+      'keep-alive',
+      'te',
+      'upgrade',
+      'expect',
+      'transfer-encoding',
+      INTERNAL_KEY_HEADER,
+      'host',
+      'cookie',
+      'x-a',
+      'x-forwarded-for',
+      'x-forwarded-server',
+      'forwarded',
+    );
+    const requestHeadersArb = fc
+      .tuple(
+        headersArb,
+        fc.dictionary(extraName, fc.string({ unit: 'binary-ascii', maxLength: 12 })),
+        fc.option(
+          fc.oneof(
+            connectionValue,
+            fc.constantFrom('keep-alive', 'Keep-Alive', 'close', 'host', 'x-forwarded-for, x-a'),
+          ),
+          { nil: undefined },
+        ),
+      )
+      .map(([headers, extra, connection]) => {
+        const all: IncomingHttpHeaders = { ...headers, ...extra };
+        if (connection !== undefined) all.connection = connection;
+        return all;
+      });
+    fc.assert(
+      fc.property(requestHeadersArb, fc.boolean().chain(contextArb), (headers, context) => {
+        const before = structuredClone(headers);
+        const list = upstreamRequestHeaders(headers, context);
+        expect(headers).toEqual(before);
+
+        const inPlace = structuredClone(headers);
+        stripRequestHeaders(inPlace);
+        applyForwardedHeaders(inPlace, context);
+        delete inPlace['transfer-encoding'];
+        const expected = Object.entries(inPlace).filter(([, value]) => value !== undefined);
+        const sent: [string, string | string[]][] = [];
+        for (let i = 0; i < list.length; i += 2) sent.push([list[i] as string, list[i + 1] as string]);
+        const byName = ([a]: [string, unknown], [b]: [string, unknown]) => (a < b ? -1 : a > b ? 1 : 0);
+        expect(sent.sort(byName)).toEqual(expected.sort(byName));
+      }),
       RUNS,
     );
   });

@@ -5,8 +5,8 @@ import { previewErrors } from '@sandbox/error-contract';
 import { createProxyMiddleware, type Plugin } from 'http-proxy-middleware';
 import type { Dispatcher } from 'undici';
 import { createUpstreamAgent, type UpstreamAgentOptions } from './agent.js';
-import { applyForwardedHeaders } from './forwarded-headers.js';
-import { stripRequestHeaders } from './headers.js';
+import { applyForwardedHeaders, type ForwardedContext } from './forwarded-headers.js';
+import { stripRequestHeaders, upstreamRequestHeaders } from './headers.js';
 import { createUpstreamDispatcher, forwardHttp, requestHasBody } from './http-forward.js';
 import { type RequestTrace, traceOf } from './trace.js';
 import { createTrustedProxyMatcher } from './trusted-proxies.js';
@@ -192,6 +192,21 @@ function createSessionCounter(max: number) {
   };
 }
 
+// The origin string of each container address, kept rather than built per request: undici looks its pool
+// up by it, and a string seen before has its hash already.
+const origins = new Map<string, { port: number; origin: string }>();
+const MAX_CACHED_ORIGINS = 4096;
+
+function originOf({ host, port }: UpstreamTarget): string {
+  const cached = origins.get(host);
+  if (cached !== undefined && cached.port === port) return cached.origin;
+  const origin = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  // Addresses come and go with containers: start over rather than grow without bound.
+  if (origins.size >= MAX_CACHED_ORIGINS) origins.clear();
+  origins.set(host, { port, origin });
+  return origin;
+}
+
 function clientGone(socket: Duplex | null): boolean {
   return socket === null || socket.destroyed || socket.writableEnded;
 }
@@ -237,21 +252,21 @@ export function createPreviewProxy({
     plugins: [previewProxyPlugin(responseTimeoutMs)],
   });
 
-  const setForwardedHeaders = (req: IncomingMessage, { target, prefix }: ForwardRequest) => {
+  const forwardedContext = (req: IncomingMessage, { target, prefix }: ForwardRequest): ForwardedContext => {
     const { remoteAddress } = req.socket;
-    applyForwardedHeaders(req.headers, {
+    return {
       remoteAddress,
       encrypted: (req.socket as { encrypted?: boolean }).encrypted === true,
       prefix,
       trusted: isTrustedProxy(remoteAddress),
       target,
       preserveHost,
-    });
+    };
   };
 
   const prepareUpgrade = (req: IncomingMessage, request: ForwardRequest, next: ProxyNext) => {
     const { target, forwardPath, prefix } = request;
-    setForwardedHeaders(req, request);
+    applyForwardedHeaders(req.headers, forwardedContext(req, request));
     req.url = forwardPath;
     (req as ProxiedRequest)[kForward] = {
       target: { protocol: 'http:', host: target.host, port: String(target.port) },
@@ -279,12 +294,10 @@ export function createPreviewProxy({
       if (!req.complete) res.shouldKeepAlive = false;
       return;
     }
-    stripRequestHeaders(req.headers);
-    setForwardedHeaders(req, request);
-    const { host, port } = request.target;
     forwardHttp(http, req, res, {
-      origin: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
+      origin: originOf(request.target),
       forwardPath: request.forwardPath,
+      headers: upstreamRequestHeaders(req.headers, forwardedContext(req, request)),
       prefix: request.prefix,
       next,
       maxBodyBytes,
