@@ -23,6 +23,12 @@ export interface ContainerResolver {
    * CONTAINER_LOOKUP_FAILED (not found or Docker failed), CONTAINER_NOT_RUNNING or CONTAINER_NO_IP.
    */
   resolve(sessionId: string): Promise<ResolvedContainer>;
+  /**
+   * The running container `resolve` would give, answered now from a cache, or `undefined` when only
+   * `resolve` can tell (not cached, or an error to report). Optional: a proxy asks it first to spare a
+   * promise per request.
+   */
+  peek?(sessionId: string): ResolvedContainer | undefined;
 }
 
 /** The part of dockerode the resolver uses. */

@@ -238,3 +238,35 @@ describe('resolveCachedContainer', () => {
     });
   });
 });
+
+describe('createWatchingResolver: peek', () => {
+  it('gives what resolve gives for a cached running container, counted as a hit, with no Docker call', async () => {
+    const watcher = fakeWatcher({ cached: { s1: present('bridge') } });
+    const lookups: string[] = [];
+    const resolver = createWatchingResolver(watcher, (result) => lookups.push(result));
+    const peeked = resolver.peek?.('s1');
+    expect(peeked).toEqual(await resolver.resolve('s1'));
+    expect(lookups).toEqual(['hit', 'hit']);
+    expect(watcher.refresh).not.toHaveBeenCalled();
+  });
+
+  it('leaves every error and every miss to resolve, uncounted', () => {
+    const lookups: string[] = [];
+    const cases: [ReturnType<typeof fakeWatcher>, string][] = [
+      [fakeWatcher(), 'not cached'],
+      [fakeWatcher({ cached: { s1: absent('s1') } }), 'gone'],
+      [fakeWatcher({ cached: { s1: present('exited') } }), 'not running'],
+      [fakeWatcher({ cached: { s1: present('network-none') } }), 'no address'],
+      [
+        fakeWatcher({
+          cached: { s1: present('bridge') },
+          connection: { state: 'disconnected', error: new Error('engine down') },
+        }),
+        'engine unreachable',
+      ],
+    ];
+    for (const [watcher, label] of cases)
+      expect(createWatchingResolver(watcher, (r) => lookups.push(r)).peek?.('s1'), label).toBeUndefined();
+    expect(lookups).toEqual([]);
+  });
+});

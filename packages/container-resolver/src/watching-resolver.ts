@@ -19,6 +19,15 @@ export function resolveCachedContainer(sessionId: string, entry: CachedContainer
   };
 }
 
+function isAddressable(entry: CachedContainer): boolean {
+  return (
+    entry.present &&
+    entry.container.running &&
+    entry.container.ip !== undefined &&
+    entry.container.network !== undefined
+  );
+}
+
 /**
  * A resolver that answers from the watcher's cache: no Docker call per request at steady state. A session
  * never seen costs one inspect (shared by concurrent requests). While the event stream is down the cache
@@ -30,6 +39,14 @@ export function createWatchingResolver(
   onLookup?: (result: 'hit' | 'miss') => void,
 ): ContainerResolver {
   return {
+    peek(sessionId) {
+      if (watcher.connection().state === 'disconnected') return undefined;
+      const cached = watcher.lookup(sessionId);
+      // Anything but an address is an error, which resolve() reports (and counts).
+      if (cached === undefined || !isAddressable(cached)) return undefined;
+      onLookup?.('hit');
+      return resolveCachedContainer(sessionId, cached);
+    },
     async resolve(sessionId) {
       containerNameFor(sessionId);
       const connection = watcher.connection();

@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream';
 import { type PreviewError, previewErrors } from '@sandbox/error-contract';
 import { PREVIEW_PORT_RANGE } from '@sandbox/preview-registry';
 import { hasMalformedPercentEncoding, type PreviewProxy, traceOf } from '@sandbox/proxy-core';
+import { asMiddleware, type ProxyRouteHandler } from './proxy-route.js';
 import type { PreviewTargetResolver } from './target.js';
 
 /** A request whose Host names a preview: `{port}-{sessionId}.{domain}`. */
@@ -77,22 +78,24 @@ function forwardPathOf(req: IncomingMessage): string | PreviewError {
 }
 
 /** Serves every request whose Host names a preview; others go to `next()`. */
-export function createHostRoute({ domain, targets, proxy }: HostRouteOptions) {
+export function createHostRoute(options: HostRouteOptions) {
+  return asMiddleware(createHostRouteHandler(options));
+}
+
+/** {@link createHostRoute} as a {@link ProxyRouteHandler}. */
+export function createHostRouteHandler({ domain, targets, proxy }: HostRouteOptions): ProxyRouteHandler {
   const normalized = normalizePreviewDomain(domain);
-  return (req: IncomingMessage, res: ServerResponse, next: Next): void => {
+  return (req, res, next) => {
     const match = matchPreviewHost(req.headers.host, normalized);
-    if (match === undefined) {
-      next();
-      return;
-    }
+    if (match === undefined) return false;
     if (!('sessionId' in match)) {
       next(match);
-      return;
+      return true;
     }
     const forwardPath = forwardPathOf(req);
     if (typeof forwardPath !== 'string') {
       next(forwardPath);
-      return;
+      return true;
     }
     noteHostRoute(req, match);
     targets
@@ -102,6 +105,7 @@ export function createHostRoute({ domain, targets, proxy }: HostRouteOptions) {
           proxy.forward(req, res, { target, forwardPath, prefix: '', sessionId: match.sessionId }, next),
         next,
       );
+    return true;
   };
 }
 

@@ -7,7 +7,7 @@ import { createInMemoryRegistry, type PreviewRegistry } from '@sandbox/preview-r
 import { createPreviewProxy, type PreviewProxy } from '@sandbox/proxy-core';
 import express, { type Express, type Router } from 'express';
 import { type AccessRecorder, traceHttpRequest, traceUpgrade } from './access.js';
-import { createHostRoute, createHostUpgradeRoute } from './host-route.js';
+import { createHostRouteHandler, createHostUpgradeRoute } from './host-route.js';
 import {
   createErrorHandler,
   notFoundHandler,
@@ -15,7 +15,7 @@ import {
   sendUpgradeErrorResponse,
 } from './http-errors.js';
 import { requireInternalKey } from './internal-key.js';
-import { createProxyRoute, createUpgradeRoute } from './proxy-route.js';
+import { asMiddleware, createProxyRouteHandler, createUpgradeRoute } from './proxy-route.js';
 import { createRegistrationRouter } from './registration.js';
 import { createPreviewTargetResolver } from './target.js';
 
@@ -115,20 +115,15 @@ export function createPreviewRouter(
   if (internalProxy) proxied.push(prefixes.internal);
 
   const hostRoute =
-    previewDomain === undefined ? [] : [createHostRoute({ domain: previewDomain, targets, proxy })];
+    previewDomain === undefined ? [] : [createHostRouteHandler({ domain: previewDomain, targets, proxy })];
   const proxyRoutes = [
     ...hostRoute,
-    ...proxied.map((prefix) => createProxyRoute({ prefix, targets, proxy })),
+    ...proxied.map((prefix) => createProxyRouteHandler({ prefix, targets, proxy })),
   ];
-  for (const route of proxyRoutes) router.use(route);
+  for (const route of proxyRoutes) router.use(asMiddleware(route));
   const handleProxy: PreviewProxyHandler = (req, res, next) => {
-    let index = 0;
-    const tryNext = (error?: unknown) => {
-      const route = proxyRoutes[index++];
-      if (error !== undefined || route === undefined) next(error);
-      else route(req, res, tryNext);
-    };
-    tryNext();
+    for (const route of proxyRoutes) if (route(req, res, next)) return;
+    next();
   };
   if (internalServiceKey !== undefined) {
     router.use(

@@ -8,6 +8,7 @@ import {
   slashRedirectLocation,
   splitPreviewPath,
   traceOf,
+  type UpstreamTarget,
 } from '@sandbox/proxy-core';
 import type { PreviewTargetResolver } from './target.js';
 
@@ -65,20 +66,39 @@ type Next = (error?: unknown) => void;
  * `ALL {prefix}/:sessionId/*`: matched by hand on the raw URL (no router, no body parser in front of the
  * proxy), validated, resolved, forwarded with the prefix stripped.
  */
-export function createProxyRoute({ prefix, targets, proxy }: ProxyRouteOptions) {
+export function createProxyRoute(options: ProxyRouteOptions) {
+  return asMiddleware(createProxyRouteHandler(options));
+}
+
+/**
+ * Serves one request when it is this route's, failures to `fail`; returns false, having done nothing, when
+ * it is not. The form the apps chain without a closure per request.
+ */
+export type ProxyRouteHandler = (
+  req: IncomingMessage & { baseUrl?: string; originalUrl?: string },
+  res: ServerResponse,
+  fail: Next,
+) => boolean;
+
+/** An Express-style middleware of a route handler: what it does not serve goes to `next()`. */
+export function asMiddleware(handler: ProxyRouteHandler) {
   return (
     req: IncomingMessage & { baseUrl?: string; originalUrl?: string },
     res: ServerResponse,
     next: Next,
   ): void => {
+    if (!handler(req, res, next)) next();
+  };
+}
+
+/** {@link createProxyRoute} as a {@link ProxyRouteHandler}. */
+export function createProxyRouteHandler({ prefix, targets, proxy }: ProxyRouteOptions): ProxyRouteHandler {
+  return (req, res, next) => {
     const match = matchPreviewRoute(req.url ?? '/', prefix, req.baseUrl);
-    if (match === undefined) {
-      next();
-      return;
-    }
+    if (match === undefined) return false;
     if (!('sessionId' in match)) {
       next(match);
-      return;
+      return true;
     }
     // `/previews/abc` -> `/previews/abc/`: relative links of the page then resolve inside the preview.
     const base = req.baseUrl ?? '';
@@ -89,23 +109,40 @@ export function createProxyRoute({ prefix, targets, proxy }: ProxyRouteOptions) 
     );
     if (redirect !== undefined) {
       res.writeHead(308, { location: redirect, 'content-length': '0' }).end();
-      return;
+      return true;
     }
     const trace = traceOf(req);
     if (trace) {
       trace.route = prefix;
       trace.sessionId = match.sessionId;
     }
-    targets.resolve(match.sessionId).then((target) => {
-      if (trace) trace.port = target.port;
-      proxy.forward(
-        req,
-        res,
-        { target, forwardPath: match.forwardPath, prefix: match.routePrefix, sessionId: match.sessionId },
-        next,
-      );
-    }, next);
+    // Known now (the usual case: both answer from memory), the request goes on without a promise.
+    const known = targets.peek(match.sessionId);
+    if (known !== undefined) forwardTo(proxy, req, res, match, known, next);
+    else
+      targets
+        .resolve(match.sessionId)
+        .then((target) => forwardTo(proxy, req, res, match, target, next), next);
+    return true;
   };
+}
+
+function forwardTo(
+  proxy: PreviewProxy,
+  req: IncomingMessage,
+  res: ServerResponse,
+  match: PreviewRouteMatch,
+  target: UpstreamTarget,
+  next: Next,
+): void {
+  const trace = traceOf(req);
+  if (trace) trace.port = target.port;
+  proxy.forward(
+    req,
+    res,
+    { target, forwardPath: match.forwardPath, prefix: match.routePrefix, sessionId: match.sessionId },
+    next,
+  );
 }
 
 /** Handles one upgrade request; returns false when the URL is not under this route's prefix. */

@@ -73,5 +73,11 @@ describe('createSharedStateResolver', () => {
       code: 'CONTAINER_LOOKUP_FAILED',
       message: 'Failed to validate container for session up: connect ENOENT /var/run/docker.sock',
     });
+    expect(down.peek?.('up')).toBeUndefined();
+  });
+
+  it('peek answers a running container as resolve does, and leaves every error to resolve', async () => {
+    expect(resolver.peek?.('up')).toEqual(await resolver.resolve('up'));
+    for (const id of ['down', 'bare', 'gone', 'never']) expect(resolver.peek?.(id), id).toBeUndefined();
   });
 });

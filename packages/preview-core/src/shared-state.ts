@@ -3,6 +3,7 @@ import {
   type ContainerResolver,
   type ContainerWatcher,
   containerNameFor,
+  type ResolvedContainer,
 } from '@sandbox/container-resolver';
 import { describeCause, previewErrors } from '@sandbox/error-contract';
 import type {
@@ -21,6 +22,10 @@ export function containerStateOf(entry: CachedContainer): SessionContainerState 
   return { state: 'running', ip: container.ip, network: container.network, containerId: container.id };
 }
 
+function runningContainer(state: SessionContainerState & { state: 'running' }): ResolvedContainer {
+  return { ip: state.ip, network: state.network, containerId: state.containerId ?? '', labels: {} };
+}
+
 /**
  * A resolver for processes without Docker (edges): answers from the container states the manager
  * publishes, with the same contract errors and messages the manager's own resolver gives, and no call
@@ -28,6 +33,13 @@ export function containerStateOf(entry: CachedContainer): SessionContainerState 
  */
 export function createSharedStateResolver(view: PreviewStateView): ContainerResolver {
   return {
+    peek(sessionId) {
+      const engine = view.engineState();
+      if (engine !== undefined && !engine.connected) return undefined;
+      const state = view.containerState(sessionId);
+      // Anything but an address is an error, which resolve() reports.
+      return state?.state === 'running' ? runningContainer(state) : undefined;
+    },
     async resolve(sessionId) {
       const name = containerNameFor(sessionId);
       const engine = view.engineState();
@@ -44,7 +56,7 @@ export function createSharedStateResolver(view: PreviewStateView): ContainerReso
         case 'no-ip':
           throw previewErrors.containerNoIp(sessionId);
         case 'running':
-          return { ip: state.ip, network: state.network, containerId: state.containerId ?? '', labels: {} };
+          return runningContainer(state);
       }
     },
   };

@@ -7,6 +7,11 @@ import { createUpstreamAddressPolicy, type UpstreamTarget } from '@sandbox/proxy
 export interface PreviewTargetResolver {
   /** Registry first (404 without touching Docker), then the container (500s), then ip:port. */
   resolve(sessionId: string): Promise<UpstreamTarget>;
+  /**
+   * The target `resolve` would give, when the registry and the resolver both know it now (their `peek`),
+   * else `undefined`: then `resolve` tells, errors included.
+   */
+  peek(sessionId: string): UpstreamTarget | undefined;
   /** The same for one given port of the session (host routing): the contract's 404 unless it is registered. */
   resolvePort(sessionId: string, port: number): Promise<UpstreamTarget>;
   /** Registration's check: the container exists and runs (an address is only needed to proxy). */
@@ -39,6 +44,13 @@ export function createPreviewTargetResolver({
     return ip;
   };
   return {
+    peek(sessionId) {
+      const port = registry.peek?.(sessionId);
+      if (port === undefined) return undefined;
+      const container = resolver.peek?.(sessionId);
+      if (container === undefined || !isAllowedUpstream(container.ip)) return undefined;
+      return { host: container.ip, port };
+    },
     async resolve(sessionId) {
       const port = await registry.lookup(sessionId);
       if (port === undefined) throw previewErrors.previewNotRegistered(sessionId);

@@ -153,13 +153,15 @@ export function createRedisReader(url: string, keys: StoreKeys, log: StateLog): 
   const readOnly = async (): Promise<never> => {
     throw new ReadOnlyRegistryError();
   };
+  const activePort = (sessionId: string) => replicaValue(replica, 'registration', sessionId)?.at(-1);
   const registry: PreviewRegistry = {
     register: readOnly,
     unregisterPort: readOnly,
     unregister: readOnly,
     async lookup(sessionId) {
-      return replicaValue(replica, 'registration', sessionId)?.at(-1);
+      return activePort(sessionId);
     },
+    peek: activePort,
     async ports(sessionId) {
       return [...(replicaValue(replica, 'registration', sessionId) ?? [])];
     },

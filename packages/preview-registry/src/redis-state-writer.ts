@@ -140,6 +140,7 @@ export function createRedisWriter(
   });
   redis.connect().catch(() => {});
 
+  const activePort = (sessionId: string) => registrations.get(sessionId)?.at(-1);
   const registry: PreviewRegistry = {
     async register(sessionId, port) {
       const ports = withPortRegistered(registrations.get(sessionId) ?? [], port);
@@ -148,8 +149,9 @@ export function createRedisWriter(
       return { sessionId, port };
     },
     async lookup(sessionId) {
-      return registrations.get(sessionId)?.at(-1);
+      return activePort(sessionId);
     },
+    peek: activePort,
     async ports(sessionId) {
       return [...(registrations.get(sessionId) ?? [])];
     },

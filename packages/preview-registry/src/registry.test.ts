@@ -33,6 +33,21 @@ describe('createInMemoryRegistry', () => {
     expect(await registry.lookup('a')).toBe(3000);
   });
 
+  it('peek answers now what lookup answers, before and after every write', async () => {
+    const registry = createInMemoryRegistry({ initial: [{ sessionId: 'a', port: 3000 }] });
+    const same = async (id: string) => expect(registry.peek?.(id)).toBe(await registry.lookup(id));
+    await same('a');
+    await same('nobody');
+    await registry.register('a', 4000);
+    await same('a');
+    await registry.unregisterPort('a', 4000);
+    await same('a');
+    expect(registry.peek?.('a')).toBe(3000);
+    await registry.unregister('a');
+    await same('a');
+    expect(registry.peek?.('constructor')).toBeUndefined();
+  });
+
   it('unregisters one port; the most recent remaining one becomes active', async () => {
     const registry = createInMemoryRegistry({
       initial: [

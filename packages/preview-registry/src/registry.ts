@@ -14,6 +14,11 @@ export interface PreviewRegistry {
   register(sessionId: string, port: number): Promise<PreviewRegistration>;
   /** The session's active port, or `undefined`. */
   lookup(sessionId: string): Promise<number | undefined>;
+  /**
+   * The port `lookup` would give, answered now from memory, or `undefined` when only `lookup` can tell
+   * (not registered, or not held locally). Optional: a proxy asks it first to spare a promise per request.
+   */
+  peek?(sessionId: string): number | undefined;
   /** Every port of a session, oldest registration first (the last one is active); empty when none. */
   ports(sessionId: string): Promise<number[]>;
   /**
@@ -47,6 +52,10 @@ function listOf(stored: StoredPorts | undefined): number[] {
   return typeof stored === 'number' ? [stored] : stored;
 }
 
+function activePort(stored: StoredPorts | undefined): number | undefined {
+  return typeof stored === 'number' ? stored : stored?.at(-1);
+}
+
 function storedOf(ports: number[]): StoredPorts | undefined {
   if (ports.length === 0) return undefined;
   return ports.length === 1 ? (ports[0] as number) : ports;
@@ -73,9 +82,9 @@ export function createInMemoryRegistry({ initial = [] }: InMemoryRegistryOptions
       return { sessionId, port };
     },
     async lookup(sessionId) {
-      const stored = sessions.get(sessionId);
-      return typeof stored === 'number' ? stored : stored?.at(-1);
+      return activePort(sessions.get(sessionId));
     },
+    peek: (sessionId) => activePort(sessions.get(sessionId)),
     async ports(sessionId) {
       return [...listOf(sessions.get(sessionId))];
     },

@@ -98,10 +98,15 @@ describe('createRedisPreviewState with a live Redis', () => {
     await eventually(async () => expect(await edge.registry.ports('s1')).toEqual([3000, 4000]), 2000);
     expect(await edge.registry.lookup('s1')).toBe(4000);
 
+    expect(edge.registry.peek?.('s1')).toBe(4000);
+    expect(manager.registry.peek?.('s1')).toBe(4000);
+
     expect(await manager.registry.unregisterPort('s1', 4000)).toBe(true);
     expect(await manager.registry.lookup('s1')).toBe(3000);
+    expect(manager.registry.peek?.('s1')).toBe(3000);
     await eventually(async () => expect(await edge.registry.lookup('s1')).toBe(3000), 2000);
     expect(await edge.registry.ports('s1')).toEqual([3000]);
+    expect(edge.registry.peek?.('s1')).toBe(3000);
 
     expect(await manager.registry.unregister('s1')).toBe(true);
     await eventually(async () => expect(await edge.registry.ports('s1')).toEqual([]), 2000);
