@@ -117,7 +117,7 @@ export function createProxyRouteHandler({ prefix, targets, proxy }: ProxyRouteOp
       trace.sessionId = match.sessionId;
     }
     // Known now (the usual case: both answer from memory), the request goes on without a promise.
-    const known = targets.peek(match.sessionId);
+    const known = targets.peek?.(match.sessionId);
     if (known !== undefined) forwardTo(proxy, req, res, match, known, next);
     else
       targets

@@ -32,16 +32,16 @@ describe('createPreviewTargetResolver: peek', () => {
   });
 
   it('gives what resolve gives when both the registry and the resolver know it now', async () => {
-    expect(targets.peek('up')).toEqual(await targets.resolve('up'));
-    expect(targets.peek('up')).toEqual({ host: '172.17.0.2', port: 3000 });
+    expect(targets.peek?.('up')).toEqual(await targets.resolve('up'));
+    expect(targets.peek?.('up')).toEqual({ host: '172.17.0.2', port: 3000 });
   });
 
   it('leaves what only resolve can answer (and every error) to resolve', async () => {
-    expect(targets.peek('nobody')).toBeUndefined();
+    expect(targets.peek?.('nobody')).toBeUndefined();
     await expect(targets.resolve('nobody')).rejects.toMatchObject({ code: 'PREVIEW_NOT_REGISTERED' });
-    expect(targets.peek('refused')).toBeUndefined();
+    expect(targets.peek?.('refused')).toBeUndefined();
     await expect(targets.resolve('refused')).rejects.toMatchObject({ code: 'CONTAINER_ADDRESS_REFUSED' });
-    expect(targets.peek('no-container')).toBeUndefined();
+    expect(targets.peek?.('no-container')).toBeUndefined();
     await expect(targets.resolve('no-container')).rejects.toThrow('no container for no-container');
   });
 
@@ -56,7 +56,7 @@ describe('createPreviewTargetResolver: peek', () => {
       resolver: fakeResolver({ up: running('172.17.0.2') }, false),
     });
     for (const resolver of [noRegistryPeek, noResolverPeek]) {
-      expect(resolver.peek('up')).toBeUndefined();
+      expect(resolver.peek?.('up')).toBeUndefined();
       await expect(resolver.resolve('up')).resolves.toEqual({ host: '172.17.0.2', port: 3000 });
     }
   });

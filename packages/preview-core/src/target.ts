@@ -9,9 +9,9 @@ export interface PreviewTargetResolver {
   resolve(sessionId: string): Promise<UpstreamTarget>;
   /**
    * The target `resolve` would give, when the registry and the resolver both know it now (their `peek`),
-   * else `undefined`: then `resolve` tells, errors included.
+   * else `undefined`: then `resolve` tells, errors included. Optional, for resolvers written elsewhere.
    */
-  peek(sessionId: string): UpstreamTarget | undefined;
+  peek?(sessionId: string): UpstreamTarget | undefined;
   /** The same for one given port of the session (host routing): the contract's 404 unless it is registered. */
   resolvePort(sessionId: string, port: number): Promise<UpstreamTarget>;
   /** Registration's check: the container exists and runs (an address is only needed to proxy). */
