@@ -60,6 +60,9 @@ export interface HttpForward {
   next: (error?: unknown) => void;
   /** Refuse request bodies larger than this many bytes (413). Default: no limit. */
   maxBodyBytes?: number | undefined;
+  /** The session whose place this request holds, given back to `release` when the response closes. */
+  sessionId?: string | undefined;
+  release?: ((sessionId: string) => void) | undefined;
 }
 
 /** Whether a request announces a body (a length other than 0, or a transfer coding). */
@@ -147,7 +150,7 @@ function latin1(field: Buffer | string | undefined): string {
  */
 class ForwardHandler {
   private abortUpstream: ((reason?: Error) => void) | undefined;
-  resumeUpstream: (() => void) | undefined;
+  private resumeUpstream: (() => void) | undefined;
 
   constructor(
     private readonly req: IncomingMessage,
@@ -178,7 +181,7 @@ class ForwardHandler {
 
   onData(chunk: Buffer): boolean {
     if (this.res.write(chunk)) return true;
-    this.res.once('drain', resumeOnDrain);
+    this.res.once('drain', this.resume);
     return false;
   }
 
@@ -186,10 +189,18 @@ class ForwardHandler {
     this.res.end();
   }
 
-  /** The client left (or its connection broke) before the response was done: stop the upstream request. */
-  onClientClose(): void {
+  // Listeners, bound once per request: the response's only 'close' listener, and 'drain' under backpressure.
+  // Nothing is stored on Node's own objects, whose shapes its hot paths rely on.
+  readonly closed = (): void => {
+    const { sessionId, release } = this.forward;
+    if (sessionId !== undefined) release?.(sessionId);
+    // The client left (or its connection broke) before the response was done: stop the upstream request.
     if (!this.res.writableFinished) this.abortUpstream?.(new Error('client closed the connection'));
-  }
+  };
+
+  private readonly resume = (): void => {
+    this.resumeUpstream?.();
+  };
 
   onError(error: Error): void {
     const { res, req } = this;
@@ -208,19 +219,6 @@ class ForwardHandler {
     closeUnlessComplete(req, res);
     this.forward.next(upstreamFailure(error));
   }
-}
-
-// Listeners shared by every response (an emitter calls them with itself as `this`): nothing is allocated
-// per request to wire a response to its handler.
-const kHandler = Symbol('preview.forwardHandler');
-type HandledResponse = ServerResponse & { [kHandler]?: ForwardHandler };
-
-function resumeOnDrain(this: HandledResponse): void {
-  this[kHandler]?.resumeUpstream?.();
-}
-
-function abortOnClientClose(this: HandledResponse): void {
-  this[kHandler]?.onClientClose();
 }
 
 // An answer sent before the request body was all read ends the connection: the rest of the body would
@@ -265,6 +263,8 @@ export function forwardHttp(
 ): void {
   const { headers } = req;
   const { maxBodyBytes } = forward;
+  const handler = new ForwardHandler(req, res, forward);
+  res.on('close', handler.closed);
   const hasBody = requestHasBody(headers);
   if (hasBody && maxBodyBytes !== undefined && (declaredLength(headers) ?? 0) > maxBodyBytes) {
     // Refused before the container hears of it; Node has checked that the length is a number.
@@ -281,11 +281,7 @@ export function forwardHttp(
         : checkedBody(trace, maxBodyBytes);
     req.pipe(body);
   }
-  const handler = new ForwardHandler(req, res, forward);
   if (trace) trace.dispatchedAt = performance.now();
-  (res as HandledResponse)[kHandler] = handler;
-  // `on`, not `once`: a response closes once, and `once` would allocate a wrapper per request.
-  res.on('close', abortOnClientClose);
   dispatcher.dispatch(
     {
       origin: forward.origin,

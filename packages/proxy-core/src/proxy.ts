@@ -157,37 +157,27 @@ const previewProxyPlugin =
     proxyServer.on('error', onProxyError);
   };
 
-const kSession = Symbol('preview.session');
-type CountedEmitter = {
-  [kSession]?: string | undefined;
-  on(event: 'close', listener: () => void): unknown;
-};
-
 /**
- * Counts what each session has in flight. A request holds its place until its response closes, a
- * WebSocket until its socket closes; the listener is shared and the session is kept on the emitter, so
- * nothing is allocated per request.
+ * Counts what each session has in flight: a request holds its place until its response closes, a
+ * WebSocket until its socket closes.
  */
+type SessionCounter = ReturnType<typeof createSessionCounter>;
+
 function createSessionCounter(max: number) {
   const inFlight = new Map<string, number>();
-  function release(this: CountedEmitter): void {
-    const sessionId = this[kSession];
-    if (sessionId === undefined) return;
-    this[kSession] = undefined;
-    const count = (inFlight.get(sessionId) ?? 1) - 1;
-    if (count <= 0) inFlight.delete(sessionId);
-    else inFlight.set(sessionId, count);
-  }
   return {
-    /** Takes a place for the session until `emitter` closes; false when the session is at its limit. */
-    admit(sessionId: string, emitter: CountedEmitter): boolean {
+    /** Takes a place for the session; false when the session is at its limit. */
+    admit(sessionId: string): boolean {
       const count = inFlight.get(sessionId) ?? 0;
       if (count >= max) return false;
       inFlight.set(sessionId, count + 1);
-      emitter[kSession] = sessionId;
-      // Closes once; `on` spares the wrapper `once` allocates per request (release is idempotent anyway).
-      emitter.on('close', release);
       return true;
+    },
+    /** Gives one place back; called once per admitted request or WebSocket. */
+    release(sessionId: string): void {
+      const count = (inFlight.get(sessionId) ?? 1) - 1;
+      if (count <= 0) inFlight.delete(sessionId);
+      else inFlight.set(sessionId, count);
     },
   };
 }
@@ -224,10 +214,12 @@ export function createPreviewProxy({
 }: PreviewProxyOptions = {}): PreviewProxy {
   const isTrustedProxy = createTrustedProxyMatcher(trustedProxies);
   const sessions = maxConnectionsPerSession ? createSessionCounter(maxConnectionsPerSession) : undefined;
+  // The session a request is counted against, if any.
+  const countedSession = (request: ForwardRequest) =>
+    sessions === undefined ? undefined : request.sessionId;
   // False (and the 429 sent to `next`) when the request's session has no place left.
-  const admitted = (request: ForwardRequest, emitter: CountedEmitter, next: ProxyNext): boolean => {
-    const { sessionId } = request;
-    if (sessions === undefined || sessionId === undefined || sessions.admit(sessionId, emitter)) return true;
+  const admitted = (sessionId: string | undefined, next: ProxyNext): boolean => {
+    if (sessionId === undefined || (sessions as SessionCounter).admit(sessionId)) return true;
     next(previewErrors.tooManyConnections(sessionId));
     return false;
   };
@@ -289,7 +281,8 @@ export function createPreviewProxy({
       if (req.socket?.destroyed !== false) res.destroy();
       return;
     }
-    if (!admitted(request, res, next)) {
+    const sessionId = countedSession(request);
+    if (!admitted(sessionId, next)) {
       // Its body, if any, is not wanted: the connection ends with the answer rather than reading it.
       if (!req.complete) res.shouldKeepAlive = false;
       return;
@@ -301,6 +294,8 @@ export function createPreviewProxy({
       prefix: request.prefix,
       next,
       maxBodyBytes,
+      sessionId,
+      release: sessions?.release,
     });
   };
 
@@ -325,7 +320,9 @@ export function createPreviewProxy({
         socket.destroy();
         return;
       }
-      if (!admitted(request, socket, next)) return;
+      const sessionId = countedSession(request);
+      if (!admitted(sessionId, next)) return;
+      if (sessionId !== undefined) socket.once('close', () => sessions?.release(sessionId));
       const upgrade = req.headers.upgrade;
       stripRequestHeaders(req.headers);
       // The upgrade itself is the one hop-by-hop exchange that must reach the container.
