@@ -181,7 +181,8 @@ class ForwardHandler {
 
   onData(chunk: Buffer): boolean {
     if (this.res.write(chunk)) return true;
-    this.res.once('drain', this.resume);
+    // Backpressure is the rare case: its listener is made only then.
+    this.res.once('drain', () => this.resumeUpstream?.());
     return false;
   }
 
@@ -189,8 +190,8 @@ class ForwardHandler {
     this.res.end();
   }
 
-  // Listeners, bound once per request: the response's only 'close' listener, and 'drain' under backpressure.
-  // Nothing is stored on Node's own objects, whose shapes its hot paths rely on.
+  // The response's only 'close' listener, bound once per request. Nothing is stored on Node's own objects,
+  // whose shapes its hot paths rely on.
   readonly closed = (): void => {
     const { sessionId, release } = this.forward;
     if (sessionId !== undefined) release?.(sessionId);
@@ -198,9 +199,6 @@ class ForwardHandler {
     if (!this.res.writableFinished) this.abortUpstream?.(new Error('client closed the connection'));
   };
 
-  private readonly resume = (): void => {
-    this.resumeUpstream?.();
-  };
 
   onError(error: Error): void {
     const { res, req } = this;
