@@ -110,11 +110,23 @@ function refusedHead(req: IncomingMessage, maxHeaderCount: number): PreviewError
   return undefined;
 }
 
+// Compared by character codes, case-insensitively (`| 0x20` folds exactly the ASCII letters h, o, s, t
+// here): no lowercased copy is made of a field of every request.
+function isHostName(name: string): boolean {
+  return (
+    name.length === 4 &&
+    (name.charCodeAt(0) | 0x20) === 0x68 &&
+    (name.charCodeAt(1) | 0x20) === 0x6f &&
+    (name.charCodeAt(2) | 0x20) === 0x73 &&
+    (name.charCodeAt(3) | 0x20) === 0x74
+  );
+}
+
 function hostFieldCount(raw: readonly string[]): number {
   let count = 0;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i] as string;
-    if (name.length === 4 && name.toLowerCase() === 'host') count++;
+    if (isHostName(name)) count++;
   }
   return count;
 }

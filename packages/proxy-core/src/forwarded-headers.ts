@@ -39,8 +39,13 @@ export function portOfHost(host: string): string | undefined {
   const colonAt = host.lastIndexOf(':');
   if (colonAt === -1 || host.lastIndexOf(']') > colonAt) return undefined;
   if (!host.startsWith('[') && host.indexOf(':') !== colonAt) return undefined;
-  const port = host.slice(colonAt + 1);
-  return /^\d{1,5}$/.test(port) ? port : undefined;
+  const digits = host.length - colonAt - 1;
+  if (digits < 1 || digits > 5) return undefined;
+  for (let i = colonAt + 1; i < host.length; i++) {
+    const code = host.charCodeAt(i);
+    if (code < 0x30 || code > 0x39) return undefined;
+  }
+  return host.slice(colonAt + 1);
 }
 
 function defaultPort(proto: string): string {

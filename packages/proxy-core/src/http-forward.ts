@@ -85,10 +85,11 @@ const HOP_BY_HOP_RESPONSE = new Set([
   'transfer-encoding',
 ]);
 
-// The lengths of the names above and of those rewritten (Location, Set-Cookie).
-const REWRITTEN_NAME_LENGTHS = new Set(
-  [...HOP_BY_HOP_RESPONSE, 'location', 'set-cookie'].map((name) => name.length),
-);
+// Indexed by name length: true for the lengths of the names above and of those rewritten (Location,
+// Set-Cookie). An array read per field, where a Set would hash.
+const NEEDS_CARE_BY_LENGTH: boolean[] = [];
+for (const name of [...HOP_BY_HOP_RESPONSE, 'location', 'set-cookie'])
+  NEEDS_CARE_BY_LENGTH[name.length] = true;
 
 /**
  * The container's response header fields as the client receives them, as a flat `[name, value, ...]` list
@@ -103,7 +104,7 @@ export function forwardableResponseHeaders(raw: ReadonlyArray<Buffer | string>, 
     const name = latin1(raw[i]);
     let value = latin1(raw[i + 1]);
     // Only names as long as one that needs care are lowercased: most fields pass untouched.
-    if (REWRITTEN_NAME_LENGTHS.has(name.length)) {
+    if (NEEDS_CARE_BY_LENGTH[name.length] === true) {
       const lower = name.toLowerCase();
       if (HOP_BY_HOP_RESPONSE.has(lower)) {
         if (lower === 'connection') connection = connection === undefined ? value : `${connection},${value}`;
@@ -198,7 +199,6 @@ class ForwardHandler {
     // The client left (or its connection broke) before the response was done: stop the upstream request.
     if (!this.res.writableFinished) this.abortUpstream?.(new Error('client closed the connection'));
   };
-
 
   onError(error: Error): void {
     const { res, req } = this;

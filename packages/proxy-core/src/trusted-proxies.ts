@@ -73,6 +73,8 @@ export function parseIpAddress(address: string): bigint | undefined {
 
 /** The peer address as apps expect it: an IPv4-mapped IPv6 address (`::ffff:1.2.3.4`) becomes `1.2.3.4`. */
 export function normalizeRemoteAddress(address: string): string {
+  // Only an IPv6 form starts with a colon; a plain IPv4 peer (the usual case) needs no regex per request.
+  if (address.charCodeAt(0) !== 0x3a) return address;
   // The mapped form is an artifact of a dual-stack listening socket; the client really spoke IPv4.
   const match = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(address);
   return match?.[1] !== undefined && parseIpv4(match[1]) !== undefined ? match[1] : address;
