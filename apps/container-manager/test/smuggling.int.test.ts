@@ -1511,6 +1511,11 @@ describe('request target and Host', () => {
     (n) => `GET ${n.target} HTTP/1.1\r\nHost: first.test\r\nHost: evil.example\r\n\r\n${n.smuggled}`,
   );
 
+  rejects(
+    'two Host headers, spelled in different cases',
+    (n) => `GET ${n.target} HTTP/1.1\r\nHOST: first.test\r\nhOsT: evil.example\r\n\r\n${n.smuggled}`,
+  );
+
   rejects('HTTP/1.1 without Host', (n) => `GET ${n.target} HTTP/1.1\r\n\r\n${n.smuggled}`);
 
   rejects(
