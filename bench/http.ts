@@ -12,7 +12,9 @@
 // 1. Scale (skip with --skip-scale): the in-memory registry with 10,000 sessions (memory per registration,
 //    lookup time cycling over 1,000 hot sessions against 1 session), in a process of its own
 //    (registry-scale.ts); the proxy memory per idle keep-alive client connection (1,000 connections, one
-//    request each, then idle), ours and nginx. First, while the proxies are fresh.
+//    request each, then idle), ours and nginx; edge-proxy reading 10,000 sessions from a Redis of its own,
+//    wrk cycling over 1,000 of them against one session, in alternating rounds. First, while the proxies
+//    are fresh.
 // 2. With --profile: a CPU profile (--cpu-prof) of a second container-manager under the tiny c32 load; the
 //    top self-time functions of the samples taken during the load.
 // 3. Load: wrk -t1 -c<n> -d5s --latency against direct (container ip:3000), nginx, ours and edge
@@ -49,6 +51,7 @@ import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
+import { createRedisPreviewState } from '@sandbox/preview-registry';
 import {
   assertDockerEngine,
   docker,
@@ -555,9 +558,10 @@ type WrkResult = WrkReport;
 let wrkBinary = 'wrk';
 let postScript = '';
 
-async function runWrk(url: string, c: BenchCase, seconds: number): Promise<WrkResult> {
+async function runWrk(url: string, c: BenchCase, seconds: number, script?: string): Promise<WrkResult> {
   const args = ['-t1', `-c${c.connections}`, `-d${seconds}s`, '--latency', '--timeout', '5s'];
-  if (c.post) args.push('-s', postScript);
+  const lua = script ?? (c.post ? postScript : undefined);
+  if (lua !== undefined) args.push('-s', lua);
   args.push(url);
   const child = track(spawn(wrkBinary, args, { stdio: ['ignore', 'pipe', 'pipe'] }));
   const output = capture(child);
@@ -811,6 +815,112 @@ async function registryScale(): Promise<unknown> {
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// The edge at scale: 10,000 registered sessions, traffic spread over 1,000 of them, against one session.
+
+const SCALE_SESSIONS = 10_000;
+const SCALE_HOT = 1000;
+
+/** A uuid-shaped session id, 36 characters, as real ones are (so hashing them costs what it will). */
+function scaleSessionId(i: number): string {
+  return `5d0b7c2e-9a41-4c3f-8e6d-${i.toString(16).padStart(12, '0')}`;
+}
+
+function wrkErrors({ errors }: WrkResult): number {
+  return errors.connect + errors.read + errors.write + errors.timeout + errors.non2xx;
+}
+
+/** A wrk script that cycles its requests over `paths`, one per request, in order. */
+function cyclingScript(file: string, paths: string[]): string {
+  const list = paths.map((path) => `  ${JSON.stringify(path)},`).join('\n');
+  writeFileSync(
+    file,
+    `local paths = {\n${list}\n}\nlocal n = #paths\nlocal i = 0\n` +
+      'request = function()\n  i = i % n + 1\n  return wrk.format(nil, paths[i])\nend\n',
+  );
+  return file;
+}
+
+interface ScaleRound {
+  round: number;
+  single: WrkResult;
+  spread: WrkResult;
+}
+
+/**
+ * edge-proxy reading 10,000 registrations and container states from a Redis of its own (written here,
+ * as a container-manager publishes them; every session points at the same real container, which serves
+ * any path), in alternating rounds: requests cycling over 1,000 of the sessions, then the same script
+ * shape naming one session 1,000 times. Registering 10,000 sessions through container-manager would need
+ * 10,000 containers; the edge's replica is where the proxy looks them up either way.
+ */
+async function edgeAtScale(dir: string, box: SessionContainer) {
+  const ip = box.ip;
+  if (!ip) throw new Error('the scale container has no IP address');
+  const redis = await startRedisServer();
+  const state = createRedisPreviewState({ url: redis.url, role: 'writer' });
+  let edge: Manager | undefined;
+  try {
+    await state.ready();
+    state.publishEngineState({ connected: true });
+    const ids = Array.from({ length: SCALE_SESSIONS }, (_, i) => scaleSessionId(i));
+    for (const id of ids) {
+      await state.registry.register(id, 3000);
+      state.publishContainerState(id, { state: 'running', ip, network: 'bridge', containerId: box.id });
+    }
+    edge = await startEdge(redis.url);
+    const started = edge;
+    // The writer's messages arrive in order: once the last session is served, every one is there.
+    await waitUntilServed(`${started.url}/previews/${ids.at(-1)}/`);
+    const rssAfterSync = mib(rssBytes(started.pid));
+    const step = SCALE_SESSIONS / SCALE_HOT;
+    const hot = ids.filter((_, i) => i % step === 0);
+    const pathOf = (id: string) => `/previews/${id}${TINY_PATH}`;
+    const scripts = {
+      spread: cyclingScript(join(dir, 'spread.lua'), hot.map(pathOf)),
+      single: cyclingScript(
+        join(dir, 'single.lua'),
+        hot.map(() => pathOf(hot[0] as string)),
+      ),
+    };
+    const c = ALL_CASES[0] as BenchCase;
+    const run = (script: string, seconds: number) => runWrk(`${started.url}/`, c, seconds, script);
+    await run(scripts.spread, WARMUP_S);
+    await run(scripts.single, WARMUP_S);
+    const rounds: ScaleRound[] = [];
+    for (let round = 1; round <= ROUNDS; round++) {
+      const single = await run(scripts.single, DURATION_S);
+      const spread = await run(scripts.spread, DURATION_S);
+      rounds.push({ round, single, spread });
+      console.log(
+        `  scale round ${round}: ${fmtRps(spread.requestsPerSecond)} req/s over ${SCALE_HOT} sessions` +
+          ` (p99 ${fmtMs(spread.latencyMs.p99)} ms), ${fmtRps(single.requestsPerSecond)} req/s on one` +
+          ` (p99 ${fmtMs(single.latencyMs.p99)} ms)`,
+      );
+    }
+    const errors = rounds.reduce((sum, r) => sum + wrkErrors(r.single) + wrkErrors(r.spread), 0);
+    return {
+      sessions: SCALE_SESSIONS,
+      hotSessions: SCALE_HOT,
+      edgeRssMiBAfterSync: rssAfterSync,
+      spreadRequestsPerSecond: median(rounds.map((r) => r.spread.requestsPerSecond)),
+      singleRequestsPerSecond: median(rounds.map((r) => r.single.requestsPerSecond)),
+      ratioSpreadOverSingle: round(
+        median(rounds.map((r) => r.spread.requestsPerSecond / r.single.requestsPerSecond)),
+        3,
+      ),
+      spreadP99Ms: median(rounds.map((r) => r.spread.latencyMs.p99)),
+      singleP99Ms: median(rounds.map((r) => r.single.latencyMs.p99)),
+      errors,
+      rounds,
+    };
+  } finally {
+    if (edge) await stopChild(edge.child, 'SIGTERM', 5000).catch(() => {});
+    await state.close().catch(() => {});
+    await redis.stop().catch(() => {});
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // CPU profile of a container-manager under the tiny load.
 
 interface ProfileNode {
@@ -995,11 +1105,7 @@ function summarize(
         ),
         1,
       ),
-      errors: list.reduce(
-        (sum, r) =>
-          sum + r.errors.connect + r.errors.read + r.errors.write + r.errors.timeout + r.errors.non2xx,
-        0,
-      ),
+      errors: list.reduce((sum, r) => sum + wrkErrors(r), 0),
       ...(rss.length > 0 ? { proxyRssMiB: round(median(rss), 1) } : {}),
       ...(rssPeak.length > 0 ? { proxyRssPeakMiB: round(Math.max(...rssPeak), 1) } : {}),
       ...(cpu.length > 0 ? { proxyCpuPercent: Math.round(median(cpu)) } : {}),
@@ -1229,7 +1335,14 @@ async function main(): Promise<number> {
     };
     const idleOurs = await attempt('ours');
     const idleNginx = await attempt('nginx');
-    scale = { registry, idleKeepAlive: { ours: idleOurs, nginx: idleNginx } };
+    console.log(
+      `scale: edge-proxy with ${SCALE_SESSIONS.toLocaleString('en-US')} sessions in Redis, traffic over` +
+        ` ${SCALE_HOT.toLocaleString('en-US')} of them against one session`,
+    );
+    const edgeScale = await edgeAtScale(dir, boxes.edge).catch((error: unknown) => ({
+      error: error instanceof Error ? error.message : String(error),
+    }));
+    scale = { registry, idleKeepAlive: { ours: idleOurs, nginx: idleNginx }, edgeAtScale: edgeScale };
   }
 
   // Before the load cases: no earlier run's heap or upstream TIME_WAITs are in its way.
@@ -1367,6 +1480,19 @@ async function main(): Promise<number> {
       );
     }
   }
+  const edgeScale = scale?.edgeAtScale as
+    | Awaited<ReturnType<typeof edgeAtScale>>
+    | { error: string }
+    | undefined;
+  if (edgeScale && 'error' in edgeScale) console.log(`edge at scale: failed: ${edgeScale.error}`);
+  else if (edgeScale)
+    console.log(
+      `edge, ${edgeScale.sessions.toLocaleString('en-US')} sessions in Redis, traffic over` +
+        ` ${edgeScale.hotSessions.toLocaleString('en-US')}: ${fmtRps(edgeScale.spreadRequestsPerSecond)} req/s` +
+        ` (p99 ${fmtMs(edgeScale.spreadP99Ms)} ms) against ${fmtRps(edgeScale.singleRequestsPerSecond)} req/s on one` +
+        ` session (p99 ${fmtMs(edgeScale.singleP99Ms)} ms): x${edgeScale.ratioSpreadOverSingle} (median of per-round` +
+        ` ratios); edge RSS ${edgeScale.edgeRssMiBAfterSync} MiB once synced; ${edgeScale.errors} errors`,
+    );
   if (profile && typeof profile === 'object' && 'error' in profile) {
     console.log(`\nCPU profile failed: ${String(profile.error)}`);
   } else if (profile) {
@@ -1385,7 +1511,10 @@ async function main(): Promise<number> {
     console.log(`    ${p.byCategory.map((f) => `${f.name} ${f.percentOfBusy}%`).join(', ')}`);
   }
   console.log(`results: ${RESULTS_FILE}`);
-  const failed = crashes.length > 0 || results.some(({ paths }) => PATHS.some((p) => paths[p].errors > 0));
+  const failed =
+    crashes.length > 0 ||
+    results.some(({ paths }) => PATHS.some((p) => paths[p].errors > 0)) ||
+    (edgeScale !== undefined && ('error' in edgeScale || edgeScale.errors > 0));
   return failed ? 1 : 0;
 }
 
