@@ -161,8 +161,6 @@ const previewProxyPlugin =
  * Counts what each session has in flight: a request holds its place until its response closes, a
  * WebSocket until its socket closes.
  */
-type SessionCounter = ReturnType<typeof createSessionCounter>;
-
 function createSessionCounter(max: number) {
   const inFlight = new Map<string, number>();
   return {
@@ -219,7 +217,8 @@ export function createPreviewProxy({
     sessions === undefined ? undefined : request.sessionId;
   // False (and the 429 sent to `next`) when the request's session has no place left.
   const admitted = (sessionId: string | undefined, next: ProxyNext): boolean => {
-    if (sessionId === undefined || (sessions as SessionCounter).admit(sessionId)) return true;
+    // `countedSession` gives a session only when there is a counter.
+    if (sessionId === undefined || sessions?.admit(sessionId) !== false) return true;
     next(previewErrors.tooManyConnections(sessionId));
     return false;
   };
