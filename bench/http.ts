@@ -31,7 +31,7 @@
 // children, the containers and the temporary directory, also on failure and on SIGINT/SIGTERM. When
 // container-manager dies during a run, the run is recorded as crashed (with the error) and it is restarted.
 //
-//   pnpm bench                                                  # from the root, about 5-6 minutes
+//   pnpm bench                                                  # from the root, about 7-8 minutes
 //   pnpm --filter @sandbox/bench bench --profile
 //   pnpm --filter @sandbox/bench bench --rounds 1 --duration 3 --cases tiny-c32,tiny-c256 --skip-scale
 //   pnpm --filter @sandbox/bench bench --nginx-keepalive 256     # nginx keeps every upstream connection
