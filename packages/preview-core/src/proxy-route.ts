@@ -117,7 +117,13 @@ export function createProxyRouteHandler({ prefix, targets, proxy }: ProxyRouteOp
       trace.sessionId = match.sessionId;
     }
     // Known now (the usual case: both answer from memory), the request goes on without a promise.
-    const known = targets.peek?.(match.sessionId);
+    let known: UpstreamTarget | undefined;
+    try {
+      known = targets.peek?.(match.sessionId);
+    } catch (error) {
+      next(error);
+      return true;
+    }
     if (known !== undefined) forwardTo(proxy, req, res, match, known, next);
     else
       targets

@@ -39,10 +39,15 @@ describe('createPreviewTargetResolver: peek', () => {
   it('leaves what only resolve can answer (and every error) to resolve', async () => {
     expect(targets.peek?.('nobody')).toBeUndefined();
     await expect(targets.resolve('nobody')).rejects.toMatchObject({ code: 'PREVIEW_NOT_REGISTERED' });
-    expect(targets.peek?.('refused')).toBeUndefined();
     await expect(targets.resolve('refused')).rejects.toMatchObject({ code: 'CONTAINER_ADDRESS_REFUSED' });
     expect(targets.peek?.('no-container')).toBeUndefined();
     await expect(targets.resolve('no-container')).rejects.toThrow('no container for no-container');
+  });
+
+  it('throws the refusal of a known address itself, so the lookup is counted once', () => {
+    expect(() => targets.peek?.('refused')).toThrow(
+      expect.objectContaining({ code: 'CONTAINER_ADDRESS_REFUSED', status: 500 }),
+    );
   });
 
   it('without peek on the registry or the resolver, always leaves it to resolve', async () => {

@@ -9,7 +9,9 @@ export interface PreviewTargetResolver {
   resolve(sessionId: string): Promise<UpstreamTarget>;
   /**
    * The target `resolve` would give, when the registry and the resolver both know it now (their `peek`),
-   * else `undefined`: then `resolve` tells, errors included. Optional, for resolvers written elsewhere.
+   * else `undefined`: then `resolve` tells, errors included. A known container whose address is refused
+   * throws the error `resolve` would reject with (asking `resolve` again would count a second lookup).
+   * Optional, for resolvers written elsewhere.
    */
   peek?(sessionId: string): UpstreamTarget | undefined;
   /** The same for one given port of the session (host routing): the contract's 404 unless it is registered. */
@@ -48,7 +50,8 @@ export function createPreviewTargetResolver({
       const port = registry.peek?.(sessionId);
       if (port === undefined) return undefined;
       const container = resolver.peek?.(sessionId);
-      if (container === undefined || !isAllowedUpstream(container.ip)) return undefined;
+      if (container === undefined) return undefined;
+      if (!isAllowedUpstream(container.ip)) throw previewErrors.containerAddressRefused(sessionId);
       return { host: container.ip, port };
     },
     async resolve(sessionId) {

@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { describe, expect, it } from 'vitest';
-import { stripRequestHeaders, stripResponseHeaders } from './headers.js';
+import { stripRequestHeaders, stripResponseHeaders, upstreamRequestHeaders } from './headers.js';
 
 describe('stripRequestHeaders', () => {
   it.each<[string, IncomingHttpHeaders, IncomingHttpHeaders]>([
@@ -56,5 +56,48 @@ describe('stripResponseHeaders', () => {
       'content-type': 'text/plain',
       'x-internal-service-key': 'echoed-by-app',
     });
+  });
+});
+
+describe('upstreamRequestHeaders', () => {
+  const context = {
+    remoteAddress: '10.1.2.3',
+    encrypted: false,
+    prefix: '/previews/abc',
+    trusted: false,
+    preserveHost: true,
+  };
+
+  it('sends the client fields, minus hop-by-hop ones, then the forwarding fields', () => {
+    const headers = { host: 'a.test', connection: 'keep-alive', 'keep-alive': '5', accept: '*/*' };
+    expect(upstreamRequestHeaders(headers, context)).toEqual([
+      'host',
+      'a.test',
+      'accept',
+      '*/*',
+      'x-forwarded-for',
+      '10.1.2.3',
+      'x-forwarded-host',
+      'a.test',
+      'x-forwarded-proto',
+      'http',
+      'x-forwarded-port',
+      '80',
+      'x-forwarded-prefix',
+      '/previews/abc',
+    ]);
+  });
+
+  it('drops what Connection names before reading it, a field called Close included', () => {
+    const named = upstreamRequestHeaders(
+      { host: 'a.test', connection: 'close, x-forwarded-for', close: 'x', 'x-forwarded-for': '1.1.1.1' },
+      { ...context, trusted: true },
+    );
+    expect(named).not.toContain('close');
+    expect(named).not.toContain('1.1.1.1');
+    expect(named.slice(named.indexOf('x-forwarded-for'), named.indexOf('x-forwarded-for') + 2)).toEqual([
+      'x-forwarded-for',
+      '10.1.2.3',
+    ]);
   });
 });

@@ -65,8 +65,8 @@ const COMPUTED_FORWARDING_FIELDS = new Set<string>(FORWARDED_FIELD_NAMES);
  * into a slow dictionary on the path every request takes.
  */
 export function upstreamRequestHeaders(headers: IncomingHttpHeaders, context: ForwardedContext): string[] {
-  // Usually absent, or just `keep-alive`/`close`. Other tokens name fields to drop before anything is
-  // read from them (a client naming Host or X-Forwarded-For): that rare case takes the in-place path.
+  // Usually absent, or just `keep-alive`. Other tokens name fields to drop before anything is read from
+  // them (a client naming Host or X-Forwarded-For): that less usual case takes the in-place path.
   if (connectionNamesFields(headers.connection)) {
     const stripped = { ...headers };
     stripRequestHeaders(stripped);
@@ -92,10 +92,10 @@ export function upstreamRequestHeaders(headers: IncomingHttpHeaders, context: Fo
   return out;
 }
 
+// `keep-alive` names only a field dropped anyway. Even `close` names one: a field called Close is dropped
+// too, as in the in-place path.
 function connectionNamesFields(value: string | undefined): boolean {
-  if (value === undefined || value === '') return false;
-  const lower = value.toLowerCase();
-  return lower !== 'keep-alive' && lower !== 'close';
+  return value !== undefined && value !== '' && value.toLowerCase() !== 'keep-alive';
 }
 
 // Node lowercases names, but a caller may have added a field by hand: only names that can belong to the

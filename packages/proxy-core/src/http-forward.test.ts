@@ -58,6 +58,11 @@ describe('forwardableResponseHeaders', () => {
     ]);
   });
 
+  it('drops a field called Close when Connection names it, as it names any other', () => {
+    const headers = raw('Connection', 'close', 'Close', 'x', 'Content-Length', '2');
+    expect(forwardableResponseHeaders(headers, '/p/s')).toEqual(['Content-Length', '2']);
+  });
+
   it('passes non-ASCII bytes of a value through unchanged', () => {
     const value = Buffer.from('naïve ☃', 'utf8');
     const [, out = ''] = forwardableResponseHeaders([Buffer.from('X-Name'), value], '/p/s');

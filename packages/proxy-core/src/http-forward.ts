@@ -115,11 +115,11 @@ export function forwardableResponseHeaders(raw: ReadonlyArray<Buffer | string>, 
     }
     out.push(name, value);
   }
-  // Usually just `keep-alive` (or `close`), already dropped; anything else it names is dropped in a second
-  // pass.
+  // Usually just `keep-alive`, already dropped; anything else it names (even `close`: a field called Close)
+  // is dropped in a second pass.
   if (connection === undefined) return out;
   const lowerConnection = connection.toLowerCase();
-  if (lowerConnection === 'keep-alive' || lowerConnection === 'close') return out;
+  if (lowerConnection === 'keep-alive') return out;
   const named = lowerConnection
     .split(',')
     .map((token) => token.trim())

@@ -365,7 +365,16 @@ const HOP_BY_HOP_RESPONSE = [
   'upgrade',
   'transfer-encoding',
 ];
-const CUSTOM_NAMES = ['x-a', 'x-b', 'X-Custom', 'content-type', 'location', 'set-cookie', 'cache-control'];
+const CUSTOM_NAMES = [
+  'x-a',
+  'x-b',
+  'X-Custom',
+  'content-type',
+  'location',
+  'set-cookie',
+  'cache-control',
+  'close',
+];
 
 const responseName = fc.oneof(
   fc.constantFrom(...HOP_BY_HOP_RESPONSE, ...CUSTOM_NAMES).chain((name) => fc.mixedCase(fc.constant(name))),
@@ -516,6 +525,7 @@ describe('upstreamRequestHeaders', () => {
       'x-forwarded-for',
       'x-forwarded-server',
       'forwarded',
+      'close',
     );
     const requestHeadersArb = fc
       .tuple(
