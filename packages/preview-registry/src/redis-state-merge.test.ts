@@ -7,6 +7,7 @@ import {
   dropTombstones,
   type Replica,
   replicaIds,
+  replicaSession,
   replicaValue,
   type Snapshot,
   shouldAwaitWriter,
@@ -139,5 +140,53 @@ describe('shouldAwaitWriter', () => {
     expect(shouldAwaitWriter(empty, snapshot(0, {}, {}, false))).toBe(false);
     expect(shouldAwaitWriter(known, snapshot(0, {}, {}, false))).toBe(true);
     expect(shouldAwaitWriter(known, snapshot(0, {}, {}, true))).toBe(false);
+  });
+});
+
+describe('replicaSession', () => {
+  const running = (ip: string): Change => ({
+    kind: 'container',
+    id: 'a',
+    seq: 0,
+    value: { state: 'running', ip, network: 'bridge' },
+  });
+  const container = (seq: number, ip: string): Change => ({ ...running(ip), seq });
+
+  it('answers what the two tables hold, and follows every change to either', () => {
+    const replica = replicaWith(reg('a', 1, [3000]), container(2, '172.17.0.2'));
+    expect(replicaSession(replica, 'a')).toEqual({
+      port: 3000,
+      container: { state: 'running', ip: '172.17.0.2', network: 'bridge' },
+    });
+    applyChange(replica, reg('a', 3, [3000, 4000]), false);
+    expect(replicaSession(replica, 'a').port).toBe(4000);
+    applyChange(replica, container(4, '172.17.0.3'), false);
+    expect(replicaSession(replica, 'a').container).toMatchObject({ ip: '172.17.0.3' });
+    // An older change is ignored by the table, and so by the view.
+    applyChange(replica, reg('a', 2, [5000]), false);
+    expect(replicaSession(replica, 'a').port).toBe(4000);
+    applyChange(replica, reg('a', 5, undefined), false);
+    expect(replicaSession(replica, 'a').port).toBeUndefined();
+    for (const id of ['a', 'b'])
+      expect(replicaSession(replica, id)).toEqual({
+        port: replicaValue(replica, 'registration', id)?.at(-1),
+        container: replicaValue(replica, 'container', id),
+      });
+  });
+
+  it('follows a snapshot, merged or replacing', () => {
+    const replica = replicaWith(reg('a', 1, [3000]));
+    expect(replicaSession(replica, 'a').port).toBe(3000);
+    applySnapshot(replica, snapshot(5, { a: [4, [3001]] }), replica.highest);
+    expect(replicaSession(replica, 'a').port).toBe(3001);
+    applySnapshot(replica, snapshot(1, {}), 5);
+    expect(replicaSession(replica, 'a').port).toBeUndefined();
+  });
+
+  it('keeps no view of a session the replica does not know', () => {
+    const replica = replicaWith(reg('a', 1, [3000]));
+    for (let i = 0; i < 100; i++) expect(replicaSession(replica, `nobody-${i}`).port).toBeUndefined();
+    replicaSession(replica, 'a');
+    expect(replica.views.size).toBe(1);
   });
 });

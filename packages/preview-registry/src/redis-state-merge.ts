@@ -1,4 +1,5 @@
 import type { Change, EntryKind, EntryValues } from './redis-state-codec.js';
+import type { SessionContainerState } from './shared-state.js';
 
 /** An entry of a replica with the seq of the write that produced it; `value` undefined is a tombstone. */
 export interface VersionedEntry<T> {
@@ -9,9 +10,21 @@ export interface VersionedEntry<T> {
 /** A table of a replica: the registrations, the container states, or the engine state (id ''). */
 export type ReplicaTable<K extends EntryKind> = Map<string, VersionedEntry<EntryValues[K]>>;
 
+/** What a proxied request needs of a session: its active port and its container's state. */
+export interface SessionView {
+  port: number | undefined;
+  container: SessionContainerState | undefined;
+}
+
 /** A reader's replica of the store, with what it needs to order messages against snapshots. */
 export interface Replica {
   tables: { [K in EntryKind]: ReplicaTable<K> };
+  /**
+   * Views of the sessions requests asked for, built from the two tables on first use and dropped when
+   * either entry changes: a request then reads one object instead of two tables, which matters once
+   * many sessions take turns and their entries are no longer in the CPU's caches.
+   */
+  views: Map<string, SessionView>;
   /** The seq of the last snapshot applied: a message at or below it is already part of the replica. */
   floor: number;
   /** The highest seq applied; a snapshot below it comes from a store that lost its data (or was flushed). */
@@ -30,6 +43,7 @@ export interface Snapshot {
 export function createReplica(): Replica {
   return {
     tables: { registration: new Map(), container: new Map(), engine: new Map() },
+    views: new Map(),
     floor: 0,
     highest: 0,
   };
@@ -42,6 +56,23 @@ export function replicaValue<K extends EntryKind>(
   id: string,
 ): EntryValues[K] | undefined {
   return replica.tables[kind].get(id)?.value;
+}
+
+const NO_SESSION: SessionView = Object.freeze({ port: undefined, container: undefined });
+
+/**
+ * A session's port and container state, as `replicaValue` gives them. Only sessions the replica knows
+ * are kept, so ids nobody registered cannot grow the views.
+ */
+export function replicaSession(replica: Replica, id: string): SessionView {
+  const kept = replica.views.get(id);
+  if (kept !== undefined) return kept;
+  const port = replicaValue(replica, 'registration', id)?.at(-1);
+  const container = replicaValue(replica, 'container', id);
+  if (port === undefined && container === undefined) return NO_SESSION;
+  const view = { port, container };
+  replica.views.set(id, view);
+  return view;
 }
 
 /** Ids of the live entries of a table. */
@@ -64,6 +95,7 @@ export function applyChange(replica: Replica, change: Change, keepTombstone: boo
   if (change.value !== undefined || keepTombstone)
     table.set(change.id, { seq: change.seq, value: change.value });
   else table.delete(change.id);
+  replica.views.delete(change.id);
   replica.highest = Math.max(replica.highest, change.seq);
   return true;
 }
@@ -102,6 +134,7 @@ export function applySnapshot(
     local.clear();
     for (const [id, entry] of next) local.set(id, entry);
   }
+  replica.views.clear();
   replica.floor = snapshot.seq;
   replica.highest = reset ? snapshot.seq : Math.max(replica.highest, snapshot.seq);
   return reset ? 'replaced' : 'merged';

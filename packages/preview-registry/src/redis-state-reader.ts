@@ -5,6 +5,7 @@ import {
   createReplica,
   dropTombstones,
   replicaIds,
+  replicaSession,
   replicaValue,
   shouldAwaitWriter,
 } from './redis-state-merge.js';
@@ -153,7 +154,7 @@ export function createRedisReader(url: string, keys: StoreKeys, log: StateLog): 
   const readOnly = async (): Promise<never> => {
     throw new ReadOnlyRegistryError();
   };
-  const activePort = (sessionId: string) => replicaValue(replica, 'registration', sessionId)?.at(-1);
+  const activePort = (sessionId: string) => replicaSession(replica, sessionId).port;
   const registry: PreviewRegistry = {
     register: readOnly,
     unregisterPort: readOnly,
@@ -169,7 +170,7 @@ export function createRedisReader(url: string, keys: StoreKeys, log: StateLog): 
 
   return {
     registry,
-    containerState: (sessionId) => replicaValue(replica, 'container', sessionId),
+    containerState: (sessionId) => replicaSession(replica, sessionId).container,
     engineState: () => replicaValue(replica, 'engine', ''),
     containerSessions: () => replicaIds(replica, 'container'),
     connection: () => status.current(),
