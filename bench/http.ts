@@ -58,6 +58,7 @@ import {
   ensureFixtureImages,
   parseWrkReport,
   removeCreatedContainers,
+  runScript,
   type SessionContainer,
   startRedisServer,
   startSessionContainer,
@@ -1518,28 +1519,13 @@ async function main(): Promise<number> {
   return failed ? 1 : 0;
 }
 
-const watchdog = setTimeout(() => {
-  console.error(`the benchmark did not finish within ${Math.round(WATCHDOG_MS / 1000)} s; giving up`);
-  void cleanup().finally(() => process.exit(1));
-}, WATCHDOG_MS);
-watchdog.unref();
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    console.error(`${signal}: cleaning up`);
-    void cleanup().finally(() => process.exit(130));
-  });
-}
-
-main().then(
-  async (code) => {
-    await cleanup();
-    process.exit(code);
-  },
-  async (error: unknown) => {
-    console.error(error instanceof Error ? error.message : error);
+runScript({
+  name: 'the benchmark',
+  main,
+  cleanup,
+  watchdogMs: WATCHDOG_MS,
+  onFailure: () => {
     if (manager) console.error(`container-manager output:\n${manager.output().slice(-4000)}`);
     if (nginx) console.error(`nginx output:\n${nginx.output().slice(-2000)}`);
-    await cleanup();
-    process.exit(1);
   },
-);
+});

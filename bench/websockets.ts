@@ -23,6 +23,7 @@ import {
   ensureFixtureImages,
   type RawWebSocket,
   removeCreatedContainers,
+  runScript,
   type SessionContainer,
   startSessionContainer,
 } from '@sandbox/test-fixtures';
@@ -515,27 +516,12 @@ async function main(): Promise<number> {
   return errors.length === 0 && opened === CONNECTIONS ? 0 : 1;
 }
 
-const watchdog = setTimeout(() => {
-  console.error(`the benchmark did not finish within ${WATCHDOG_MS / 1000} s; giving up`);
-  void cleanup().finally(() => process.exit(1));
-}, WATCHDOG_MS);
-watchdog.unref();
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    console.error(`${signal}: cleaning up`);
-    void cleanup().finally(() => process.exit(130));
-  });
-}
-
-main().then(
-  async (code) => {
-    await cleanup();
-    process.exit(code);
-  },
-  async (error: unknown) => {
-    console.error(error instanceof Error ? error.message : error);
+runScript({
+  name: 'the benchmark',
+  main,
+  cleanup,
+  watchdogMs: WATCHDOG_MS,
+  onFailure: () => {
     if (manager) console.error(`container-manager output:\n${manager.output().slice(-4000)}`);
-    await cleanup();
-    process.exit(1);
   },
-);
+});

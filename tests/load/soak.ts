@@ -40,6 +40,7 @@ import {
   patternBytesSha256,
   type RawWebSocket,
   removeCreatedContainers,
+  runScript,
   type SessionContainer,
   startSessionContainer,
   WebSocketHandshakeError,
@@ -901,27 +902,12 @@ async function main(): Promise<number> {
   return pass ? 0 : 1;
 }
 
-const watchdog = setTimeout(() => {
-  console.error(`the soak did not finish within ${Math.round(WATCHDOG_MS / 1000)} s; giving up`);
-  void cleanup().finally(() => process.exit(1));
-}, WATCHDOG_MS);
-watchdog.unref();
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    console.error(`${signal}: cleaning up`);
-    void cleanup().finally(() => process.exit(130));
-  });
-}
-
-main().then(
-  async (code) => {
-    await cleanup();
-    process.exit(code);
-  },
-  async (error: unknown) => {
-    console.error(error instanceof Error ? (error.stack ?? error.message) : error);
+runScript({
+  name: 'the soak',
+  main,
+  cleanup,
+  watchdogMs: WATCHDOG_MS,
+  onFailure: () => {
     if (manager) console.error(`container-manager output:\n${manager.output().slice(-4000)}`);
-    await cleanup();
-    process.exit(1);
   },
-);
+});

@@ -458,22 +458,20 @@ describe('forwardableResponseHeaders', () => {
 
 describe('stripRequestHeaders', () => {
   it('leaves no hop-by-hop field, Expect, internal key or Connection-named field, and nothing else is touched', () => {
+    // Written out here rather than imported: the test states what must go, the code is checked against it.
+    const alwaysRemoved = [
+      'connection',
+      'keep-alive',
+      'proxy-connection',
+      'proxy-authorization',
+      'te',
+      'trailer',
+      'upgrade',
+      'expect',
+      INTERNAL_KEY_HEADER,
+    ];
     const requestName = fc.oneof(
-      fc.constantFrom(
-        'connection',
-        'keep-alive',
-        'proxy-connection',
-        'proxy-authorization',
-        'te',
-        'trailer',
-        'upgrade',
-        'expect',
-        INTERNAL_KEY_HEADER,
-        'transfer-encoding',
-        'x-a',
-        'x-b',
-        'cookie',
-      ),
+      fc.constantFrom(...alwaysRemoved, 'transfer-encoding', 'x-a', 'x-b', 'cookie'),
       fc.stringMatching(/^[a-z][a-z0-9-]{0,10}$/),
     );
     fc.assert(
@@ -487,18 +485,7 @@ describe('stripRequestHeaders', () => {
             .split(',')
             .map((token) => token.trim().toLowerCase())
             .filter((token) => token !== '' && token !== 'transfer-encoding');
-          const removed = new Set([
-            'connection',
-            'keep-alive',
-            'proxy-connection',
-            'proxy-authorization',
-            'te',
-            'trailer',
-            'upgrade',
-            'expect',
-            INTERNAL_KEY_HEADER,
-            ...named,
-          ]);
+          const removed = new Set([...alwaysRemoved, ...named]);
           const expected = Object.fromEntries(Object.entries(input).filter(([name]) => !removed.has(name)));
           expect(headers).toEqual(expected);
         },
