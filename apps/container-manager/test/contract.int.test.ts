@@ -20,6 +20,9 @@ import {
   TEST_KEY,
 } from './harness.js';
 
+/** How long a test waits for the manager to see a Docker event (rename, removal). */
+const DOCKER_EVENT_MS = 10_000;
+
 type Echo = {
   method: string;
   url: string;
@@ -307,9 +310,12 @@ describe('registration changes', () => {
     const box = await startSessionContainer();
     expect((await register(manager.url, box.sessionId, { port: 3000 })).status).toBe(201);
     await box.remove();
+    // Docker's event reaches the manager within milliseconds on a quiet machine, seconds under a loaded
+    // CI run: the answer is what is checked here, not how soon it comes.
     const reply = await eventually(
       () => send(manager.url, `/previews/${box.sessionId}/`),
       (r) => r.status === 404,
+      DOCKER_EVENT_MS,
     );
     expect(reply.json()).toMatchObject(
       errorBody(404, 'Not Found', `No preview port registered for session ${box.sessionId}`),
@@ -324,6 +330,7 @@ describe('registration changes', () => {
       const reply = await eventually(
         () => send(manager.url, `/previews/${box.sessionId}/`),
         (r) => r.status === 500,
+        DOCKER_EVENT_MS,
       );
       expect(reply.json()).toMatchObject(
         errorBody(
