@@ -2,6 +2,7 @@ import {
   createTrustedProxyMatcher,
   createUpstreamAddressPolicy,
   DEFAULT_UPSTREAM_NETWORKS,
+  type UpstreamEngine,
 } from '@sandbox/proxy-core';
 import { z } from 'zod';
 import { LOG_LEVELS } from './logger.js';
@@ -46,6 +47,8 @@ export const sharedEnvShape = {
   }),
   // A container that does not send its response head in time: 504. 0 waits for ever.
   PROXY_TIMEOUT_MS: count(0, 60_000),
+  // The HTTP client towards containers: `native` (Node's own parser, the faster; the default) or `undici`.
+  UPSTREAM_ENGINE: z.enum(['native', 'undici'], { error: 'must be native or undici' }).default('native'),
   // Largest proxied request body (413 beyond); 0: no limit.
   MAX_BODY_BYTES: count(0, 100 * 1024 * 1024),
   // Most requests in flight plus open WebSockets per session (429 beyond); 0: no limit.
@@ -123,6 +126,7 @@ export type SharedEnvConfig = z.infer<z.ZodObject<typeof sharedEnvShape>>;
 /** What the shared variables set on the proxy, the routes and the server of either app. */
 export interface ServiceLimits {
   proxy: {
+    engine: UpstreamEngine;
     trustedProxies: string[];
     preserveHost: boolean;
     responseTimeoutMs: number;
@@ -157,6 +161,7 @@ export function serviceLimits(config: SharedEnvConfig): ServiceLimits {
   }
   return {
     proxy: {
+      engine: config.UPSTREAM_ENGINE,
       trustedProxies: config.TRUSTED_PROXIES,
       preserveHost: config.PRESERVE_HOST,
       responseTimeoutMs: config.PROXY_TIMEOUT_MS,

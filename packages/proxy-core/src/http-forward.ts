@@ -4,6 +4,7 @@ import { previewErrors } from '@sandbox/error-contract';
 import { Agent, type Dispatcher } from 'undici';
 import { rewriteLocation, scopeSetCookiePath } from './response-rewrite.js';
 import { type RequestTrace, traceOf } from './trace.js';
+import type { UpstreamDispatcher, UpstreamHandler } from './upstream-client.js';
 import { upstreamFailure } from './upstream-errors.js';
 
 /** Options of {@link createUpstreamDispatcher}. */
@@ -26,8 +27,8 @@ export interface UpstreamDispatcherOptions {
 }
 
 /**
- * The pooled keep-alive client for HTTP requests to containers: one undici pool per container ip:port,
- * created on first use and dropped by undici once its connections are gone.
+ * The `undici` engine's pooled keep-alive client for HTTP requests to containers: one undici pool per
+ * container ip:port, created on first use and dropped by undici once its connections are gone.
  */
 export function createUpstreamDispatcher({
   connectTimeoutMs = 5000,
@@ -48,6 +49,17 @@ export function createUpstreamDispatcher({
     headersTimeout: responseTimeoutMs,
     bodyTimeout: 0,
   });
+}
+
+/** An undici dispatcher in the shape {@link forwardHttp} takes (undici's handler interface is the same). */
+export function undiciUpstream(dispatcher: Dispatcher): UpstreamDispatcher {
+  return {
+    dispatch: (request, handler) =>
+      dispatcher.dispatch(
+        request as Dispatcher.DispatchOptions,
+        handler as unknown as Dispatcher.DispatchHandler,
+      ),
+  };
 }
 
 /** What one forwarded HTTP request needs besides the request and response. */
@@ -145,11 +157,11 @@ function latin1(field: Buffer | string | undefined): string {
 
 /**
  * Streams the container's response to the client. A class rather than closures: one object per request,
- * its methods shared, on the path every request takes. It implements undici's native handler interface
- * (typed deprecated in favour of a wrapper that would parse every header into an object first, which
- * this proxy would only turn back into a list).
+ * its methods shared, on the path every request takes. Its interface is undici's native handler interface
+ * (typed deprecated there in favour of a wrapper that would parse every header into an object first,
+ * which this proxy would only turn back into a list), which the native client speaks too.
  */
-class ForwardHandler {
+class ForwardHandler implements UpstreamHandler {
   private abortUpstream: ((reason?: Error) => void) | undefined;
   private resumeUpstream: (() => void) | undefined;
 
@@ -167,7 +179,12 @@ class ForwardHandler {
     if (this.res.destroyed) abort(new Error('client closed the connection'));
   }
 
-  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+  onHeaders(
+    statusCode: number,
+    rawHeaders: ReadonlyArray<Buffer | string>,
+    resume: () => void,
+    statusText: string,
+  ): boolean {
     this.resumeUpstream = resume;
     const headers = forwardableResponseHeaders(rawHeaders, this.forward.prefix);
     // The request id goes back to the client in the same head (a setHeader here would send Node down its
@@ -249,12 +266,12 @@ function declaredLength(headers: IncomingHttpHeaders): number | undefined {
 
 /**
  * Forwards one HTTP request (its headers already prepared) through `dispatcher`. Hop-by-hop framing is
- * undici's: it rejects the fields it owns, so those go here; the body is handed over through its own
- * stream because undici destroys the body it was given when the container cannot be reached, and that
+ * the client's: undici rejects the fields it owns, so those go here; the body is handed over through its
+ * own stream because undici destroys the body it was given when the container cannot be reached, and that
  * must not take the client's socket (which still has to carry the 502) with it.
  */
 export function forwardHttp(
-  dispatcher: Dispatcher,
+  dispatcher: UpstreamDispatcher,
   req: IncomingMessage,
   res: ServerResponse,
   forward: HttpForward,
@@ -288,6 +305,6 @@ export function forwardHttp(
       headers: forward.headers,
       body,
     },
-    handler as unknown as Dispatcher.DispatchHandler,
+    handler,
   );
 }

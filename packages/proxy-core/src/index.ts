@@ -5,6 +5,7 @@ export { INTERNAL_KEY_HEADER, stripRequestHeaders, stripResponseHeaders } from '
 export {
   createUpstreamDispatcher,
   type UpstreamDispatcherOptions,
+  undiciUpstream,
 } from './http-forward.js';
 export {
   createPreviewProxy,
@@ -12,6 +13,7 @@ export {
   type PreviewProxy,
   type PreviewProxyOptions,
   type ProxyNext,
+  type UpstreamEngine,
   type UpstreamTarget,
 } from './proxy.js';
 export {
@@ -28,5 +30,14 @@ export {
   routeGateways,
   type UpstreamAddressPolicyOptions,
 } from './upstream-address.js';
+export {
+  createNativeUpstreamClient,
+  type NativeUpstreamClient,
+  type NativeUpstreamClientOptions,
+  nativeUpstreamClientAvailable,
+  type UpstreamDispatcher,
+  type UpstreamHandler,
+  type UpstreamRequest,
+} from './upstream-client.js';
 export { isUpstreamConnectFailure, isUpstreamTimeout, upstreamFailure } from './upstream-errors.js';
 export { createCloseCodeSniffer } from './websocket-close.js';

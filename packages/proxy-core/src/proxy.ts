@@ -7,9 +7,14 @@ import type { Dispatcher } from 'undici';
 import { createUpstreamAgent, type UpstreamAgentOptions } from './agent.js';
 import { applyForwardedHeaders, type ForwardedContext } from './forwarded-headers.js';
 import { stripRequestHeaders, upstreamRequestHeaders } from './headers.js';
-import { createUpstreamDispatcher, forwardHttp, requestHasBody } from './http-forward.js';
+import { createUpstreamDispatcher, forwardHttp, requestHasBody, undiciUpstream } from './http-forward.js';
 import { type RequestTrace, traceOf } from './trace.js';
 import { createTrustedProxyMatcher } from './trusted-proxies.js';
+import {
+  createNativeUpstreamClient,
+  nativeUpstreamClientAvailable,
+  type UpstreamDispatcher,
+} from './upstream-client.js';
 import { upstreamFailure } from './upstream-errors.js';
 import { createCloseCodeSniffer } from './websocket-close.js';
 
@@ -33,10 +38,22 @@ export interface ForwardRequest {
 /** Receives a failure the proxy could not answer itself: a `PreviewError` (the 502) or an unexpected error. */
 export type ProxyNext = (error?: unknown) => void;
 
+/**
+ * The client HTTP requests to containers go through. `native`: pooled keep-alive connections on Node's own
+ * HTTP parser (about 1.35x undici's requests per second through the proxy, measured side by side).
+ * `undici`: undici's `Agent`.
+ */
+export type UpstreamEngine = 'native' | 'undici';
+
 /** Options of {@link createPreviewProxy}. */
 export interface PreviewProxyOptions extends UpstreamAgentOptions {
   /**
-   * The undici dispatcher HTTP requests go through; by default pooled keep-alive connections per
+   * Default: `native` when this Node has the parser it needs (every Node this package supports), else
+   * `undici`. Asking for `native` on a Node without it throws. Ignored when `dispatcher` is given.
+   */
+  engine?: UpstreamEngine;
+  /**
+   * An undici dispatcher for HTTP requests, instead of the engine's own pooled keep-alive connections per
    * container built from the other options.
    */
   dispatcher?: Dispatcher;
@@ -199,9 +216,32 @@ function clientGone(socket: Duplex | null): boolean {
   return socket === null || socket.destroyed || socket.writableEnded;
 }
 
+function upstreamClient(
+  engine: UpstreamEngine | undefined,
+  dispatcher: Dispatcher | undefined,
+  {
+    connectTimeoutMs,
+    maxSockets,
+    idleTimeoutMs,
+    responseTimeoutMs,
+  }: UpstreamAgentOptions & { responseTimeoutMs: number },
+): UpstreamDispatcher {
+  if (dispatcher !== undefined) return undiciUpstream(dispatcher);
+  const options = {
+    ...(connectTimeoutMs === undefined ? {} : { connectTimeoutMs }),
+    ...(maxSockets === undefined ? {} : { maxSockets }),
+    ...(idleTimeoutMs === undefined ? {} : { idleTimeoutMs }),
+    responseTimeoutMs,
+  };
+  if (engine === 'undici' || (engine === undefined && !nativeUpstreamClientAvailable()))
+    return undiciUpstream(createUpstreamDispatcher(options));
+  return createNativeUpstreamClient(options);
+}
+
 /** Creates the one proxy instance both routes share. */
 export function createPreviewProxy({
   agent,
+  engine,
   dispatcher,
   trustedProxies = [],
   preserveHost = true,
@@ -222,15 +262,7 @@ export function createPreviewProxy({
     next(previewErrors.tooManyConnections(sessionId));
     return false;
   };
-  const { connectTimeoutMs, maxSockets, idleTimeoutMs } = agentOptions;
-  const http =
-    dispatcher ??
-    createUpstreamDispatcher({
-      ...(connectTimeoutMs === undefined ? {} : { connectTimeoutMs }),
-      ...(maxSockets === undefined ? {} : { maxSockets }),
-      ...(idleTimeoutMs === undefined ? {} : { idleTimeoutMs }),
-      responseTimeoutMs,
-    });
+  const http = upstreamClient(engine, dispatcher, { ...agentOptions, responseTimeoutMs });
   const middleware = createProxyMiddleware<IncomingMessage, ServerResponse>({
     router: (req) => pendingOf(req)?.target,
     agent: agent ?? createUpstreamAgent(agentOptions),

@@ -1,8 +1,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { exchange, startFrontServer } from './helpers.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ENGINES, exchange, startFrontServer, useEngine } from './helpers.js';
 
 // A listener whose accept queue is full and that never accepts: Linux then drops further SYNs, so a new
 // connection hangs in the handshake exactly like one to a host that does not answer. Node always accepts,
@@ -36,19 +36,23 @@ afterAll(() => {
   listener?.kill();
 });
 
-it('answers 502 once the connect timeout passes for a container that never completes the handshake', async () => {
-  const front = await startFrontServer(() => ({ host: '127.0.0.1', port }), { connectTimeoutMs: 500 });
-  try {
-    const started = Date.now();
-    const res = await exchange(front.url, { path: '/p/s1/' });
-    const elapsed = Date.now() - started;
-    expect(res.status).toBe(502);
-    expect(JSON.parse(res.body.toString())).toEqual({
-      status: 502,
-      message: 'Failed to connect to preview server',
-    });
-    expect(elapsed).toBeGreaterThanOrEqual(450);
-  } finally {
-    await front.close();
-  }
+describe.each(ENGINES)('%s engine', (engine) => {
+  beforeAll(() => useEngine(engine));
+
+  it('answers 502 once the connect timeout passes for a container that never completes the handshake', async () => {
+    const front = await startFrontServer(() => ({ host: '127.0.0.1', port }), { connectTimeoutMs: 500 });
+    try {
+      const started = Date.now();
+      const res = await exchange(front.url, { path: '/p/s1/' });
+      const elapsed = Date.now() - started;
+      expect(res.status).toBe(502);
+      expect(JSON.parse(res.body.toString())).toEqual({
+        status: 502,
+        message: 'Failed to connect to preview server',
+      });
+      expect(elapsed).toBeGreaterThanOrEqual(450);
+    } finally {
+      await front.close();
+    }
+  });
 });

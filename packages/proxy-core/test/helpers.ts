@@ -8,15 +8,31 @@ import {
   createPreviewProxy,
   type PreviewProxyOptions,
   splitPreviewPath,
+  type UpstreamEngine,
   type UpstreamTarget,
 } from '../src/index.js';
+
+/** Both HTTP clients towards containers: the suites that forward run once with each. */
+export const ENGINES = ['native', 'undici'] as const satisfies readonly UpstreamEngine[];
+
+let engine: UpstreamEngine = 'native';
+
+/** Makes the front servers started from now on use `next` (called in each engine's `beforeAll`). */
+export function useEngine(next: UpstreamEngine): void {
+  engine = next;
+}
+
+/** The engine the front servers use now. */
+export function engineUnderTest(): UpstreamEngine {
+  return engine;
+}
 
 /** A front server whose `/p/:id/*` route forwards with the real proxy to a fixed target. */
 export async function startFrontServer(
   target: () => UpstreamTarget,
   options: PreviewProxyOptions = {},
 ): Promise<{ url: string; port: number; server: Server; close(): Promise<void> }> {
-  const proxy = createPreviewProxy(options);
+  const proxy = createPreviewProxy({ engine, ...options });
   const server = createServer((req, res) => {
     const match = splitPreviewPath(req.url ?? '/', '/p');
     if (!match) {
