@@ -164,6 +164,7 @@ function latin1(field: Buffer | string | undefined): string {
 class ForwardHandler implements UpstreamHandler {
   private abortUpstream: ((reason?: Error) => void) | undefined;
   private resumeUpstream: (() => void) | undefined;
+  private awaitingDrain = false;
 
   constructor(
     private readonly req: IncomingMessage,
@@ -185,6 +186,9 @@ class ForwardHandler implements UpstreamHandler {
     resume: () => void,
     statusText: string,
   ): boolean {
+    // An informational answer (103 Early Hints, say; undici passes them on, the native client does not):
+    // the final head follows, and only it is the client's response.
+    if (statusCode < 200) return true;
     this.resumeUpstream = resume;
     const headers = forwardableResponseHeaders(rawHeaders, this.forward.prefix);
     // The request id goes back to the client in the same head (a setHeader here would send Node down its
@@ -199,12 +203,22 @@ class ForwardHandler implements UpstreamHandler {
 
   onData(chunk: Buffer): boolean {
     if (this.res.write(chunk)) return true;
-    // Backpressure is the rare case: its listener is made only then.
-    this.res.once('drain', () => this.resumeUpstream?.());
+    // Backpressure is the rare case: its listener is made only then, once however many chunks the
+    // container's client still hands over from what it had already read.
+    if (!this.awaitingDrain) {
+      this.awaitingDrain = true;
+      this.res.once('drain', () => {
+        this.awaitingDrain = false;
+        this.resumeUpstream?.();
+      });
+    }
     return false;
   }
 
   onComplete(): void {
+    // The container answered without reading the whole upload: the rest is not wanted, and the client's
+    // connection ends with the response rather than waiting for a body no one reads.
+    closeUnlessComplete(this.req, this.res);
     this.res.end();
   }
 

@@ -5,7 +5,6 @@ export { INTERNAL_KEY_HEADER, stripRequestHeaders, stripResponseHeaders } from '
 export {
   createUpstreamDispatcher,
   type UpstreamDispatcherOptions,
-  undiciUpstream,
 } from './http-forward.js';
 export {
   createPreviewProxy,

@@ -143,10 +143,16 @@ function codedError(message: string, code: string): Error {
   return Object.assign(new Error(message), { code });
 }
 
-// A request line or field that could end early and start another: refused rather than sent. Node's parser
-// has already refused these in what a client sent; this guards fields a caller adds.
-const UNSAFE_FIELD = /[\r\n\0]/;
-const UNSAFE_TARGET = /[\s\0]/;
+// What may be sent, checked on every request: Node's parser has already refused anything else in what a
+// client sent, so these guard fields a caller adds. The head goes out as latin1 (one byte per character),
+// so a character above U+00FF, whose low byte could be a CR or LF, is refused as well.
+// RFC 9110 5.6.2: a method and a field name are tokens.
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+// RFC 9112 3.2: no controls, no space; bytes above 0x7f as Node's parser lets them through.
+const REQUEST_TARGET = /^[\u0021-\u007e\u0080-\u00ff]+$/;
+// RFC 9110 5.5: visible characters, space and tab, and obs-text.
+const FIELD_VALUE = /^[\t\u0020-\u007e\u0080-\u00ff]*$/;
+const FRAMING_FIELDS = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'expect']);
 // Methods whose requests carry a payload by definition: without a body they announce an empty one, as
 // undici and Node's client do, so that the container does not wait for one.
 const PAYLOAD_METHODS = new Set(['POST', 'PUT', 'PATCH', 'QUERY']);
@@ -166,6 +172,8 @@ class Exchange {
   /** The container's keep-alive timeout less a margin; -1 when it gave none. */
   keepAliveMs = -1;
   retried = false;
+  /** When the request was written (ms since the time origin). */
+  sentAt = 0;
 
   constructor(
     readonly request: UpstreamRequest,
@@ -273,6 +281,17 @@ class Connection {
     });
   }
 
+  /** Closes the connection now: it is dead from here on, never handed to another request. */
+  close(): void {
+    if (!this.dead) {
+      this.dead = true;
+      const { idle } = this.pool;
+      const at = idle.indexOf(this);
+      if (at >= 0) idle.splice(at, 1);
+    }
+    this.socket.destroy();
+  }
+
   private connected(): void {
     const exchange = this.exchange;
     if (exchange === null) this.client.release(this);
@@ -283,7 +302,7 @@ class Connection {
     const exchange = this.exchange;
     // Bytes on an idle connection answer nothing: the connection's framing can no longer be trusted.
     if (exchange === null) {
-      this.socket.destroy();
+      this.close();
       return;
     }
     exchange.answered = true;
@@ -316,7 +335,7 @@ class Connection {
         this.client.completed(this, exchange);
       }
     }
-    this.socket.destroy();
+    this.close();
   };
 
   private readonly onSocketError = (error: Error): void => {
@@ -430,6 +449,7 @@ class NativeClient implements NativeUpstreamClient {
   private readonly pools = new Map<string, Pool>();
   private readonly connections = new Set<Connection>();
   private sweeper: NodeJS.Timeout | undefined;
+  private destroyed = false;
   private readonly sweepEveryMs: number;
 
   constructor(
@@ -457,6 +477,10 @@ class NativeClient implements NativeUpstreamClient {
   }
 
   dispatch(request: UpstreamRequest, handler: UpstreamHandler): boolean {
+    if (this.destroyed) {
+      handler.onError(codedError('the upstream client was closed', 'ECONNRESET'));
+      return false;
+    }
     let pool = this.pools.get(request.origin);
     if (pool === undefined) {
       const { host, port } = parseOrigin(request.origin);
@@ -472,7 +496,8 @@ class NativeClient implements NativeUpstreamClient {
   }
 
   destroy(): void {
-    for (const connection of this.connections) connection.socket.destroy();
+    this.destroyed = true;
+    for (const connection of this.connections) connection.close();
     for (const pool of this.pools.values()) {
       for (const exchange of pool.queue.splice(0))
         this.fail(exchange, codedError('the upstream client was closed', 'ECONNRESET'));
@@ -483,7 +508,7 @@ class NativeClient implements NativeUpstreamClient {
     const { pool } = exchange;
     if (!fresh) {
       for (let connection = pool.idle.pop(); connection !== undefined; connection = pool.idle.pop()) {
-        if (connection.dead) continue;
+        if (connection.dead || connection.socket.destroyed) continue;
         connection.exchange = exchange;
         exchange.connection = connection;
         this.send(connection, exchange);
@@ -509,16 +534,18 @@ class NativeClient implements NativeUpstreamClient {
     if (exchange.finished) return;
     const { request } = exchange;
     let head: string;
-    let lengthGiven: boolean;
+    let length: number;
     try {
-      ({ head, lengthGiven } = requestHead(request, exchange.pool.hostField));
+      ({ head, length } = requestHead(request, exchange.pool.hostField));
     } catch (error) {
       this.fail(exchange, error as Error);
       return;
     }
     const { socket } = connection;
     socket.ref();
-    if (this.responseTimeoutMs > 0) connection.headDeadline = performance.now() + this.responseTimeoutMs;
+    const now = performance.now();
+    exchange.sentAt = now;
+    if (this.responseTimeoutMs > 0) connection.headDeadline = now + this.responseTimeoutMs;
     const { body } = request;
     if (body === null) {
       exchange.sent = true;
@@ -526,21 +553,31 @@ class NativeClient implements NativeUpstreamClient {
       return;
     }
     socket.write(head, 'latin1');
-    this.sendBody(connection, exchange, body, !lengthGiven);
+    this.sendBody(connection, exchange, body, length);
   }
 
   // The request body, as it arrives from the client, with backpressure both ways. While the container is
   // not reading it, its response timeout runs; while it reads, the upload may take as long as it takes.
-  private sendBody(connection: Connection, exchange: Exchange, body: Readable, chunked: boolean): void {
+  private sendBody(connection: Connection, exchange: Exchange, body: Readable, length: number): void {
     const { socket } = connection;
+    const chunked = length < 0;
+    let sent = 0;
     connection.headDeadline = 0;
     const stillSending = () => exchange.connection === connection && !exchange.finished;
     const onDrain = () => {
       connection.headDeadline = 0;
       body.resume();
     };
-    const onData = (chunk: Buffer) => {
+    const onData = (data: Buffer | string) => {
       if (!stillSending()) return;
+      const chunk = typeof data === 'string' ? Buffer.from(data) : data;
+      sent += chunk.length;
+      // More than announced would reach the container as the start of another request.
+      if (!chunked && sent > length) {
+        cleanup();
+        this.fail(exchange, lengthMismatch(length, 'more'));
+        return;
+      }
       if (chunked) {
         if (chunk.length === 0) return;
         socket.cork();
@@ -559,6 +596,11 @@ class NativeClient implements NativeUpstreamClient {
     const onEnd = () => {
       cleanup();
       if (!stillSending()) return;
+      // Fewer than announced would leave the container waiting for the rest.
+      if (!chunked && sent !== length) {
+        this.fail(exchange, lengthMismatch(length, 'fewer'));
+        return;
+      }
       if (chunked) socket.write('0\r\n\r\n', 'latin1');
       exchange.sent = true;
       if (this.responseTimeoutMs > 0 && !exchange.responded)
@@ -566,19 +608,20 @@ class NativeClient implements NativeUpstreamClient {
     };
     // A client that leaves mid-upload ends its body short: the container must not take it as whole.
     const onClose = () => {
+      cleanup();
       if (!exchange.sent && stillSending())
         this.fail(exchange, codedError('the request body ended before it was complete', 'ECONNRESET'));
     };
-    if (body.destroyed) {
-      this.fail(exchange, codedError('the request body ended before it was complete', 'ECONNRESET'));
-      return;
-    }
     const cleanup = () => {
       body.off('data', onData);
       body.off('end', onEnd);
       body.off('close', onClose);
       socket.off('drain', onDrain);
     };
+    if (body.destroyed) {
+      this.fail(exchange, codedError('the request body ended before it was complete', 'ECONNRESET'));
+      return;
+    }
     body.on('data', onData);
     body.once('end', onEnd);
     body.once('close', onClose);
@@ -603,7 +646,7 @@ class NativeClient implements NativeUpstreamClient {
       exchange.handler.onComplete(null);
     } finally {
       if (reusable) this.release(connection);
-      else connection.socket.destroy();
+      else connection.close();
     }
   }
 
@@ -619,7 +662,7 @@ class NativeClient implements NativeUpstreamClient {
       return;
     }
     if (connection.keepAliveMs === 0) {
-      connection.socket.destroy();
+      connection.close();
       return;
     }
     connection.idleSince = performance.now();
@@ -634,14 +677,19 @@ class NativeClient implements NativeUpstreamClient {
     exchange.connection = null;
     if (connection !== null) {
       connection.exchange = null;
-      connection.socket.destroy();
-      // A kept-alive connection the container closed just as this request went out: nothing of the
-      // request was answered, and it had no body to lose, so it goes once more on a new connection.
+      connection.close();
+      // A kept-alive connection the container closed just as this request went out: nothing of it was
+      // answered, and a safe method without a body can go once more on a new connection. Never a POST
+      // and the like (the container may have acted on it before it died), never long after the write
+      // (a container that crashed while working on it would only be made to work on it again).
       if (
         connection.reused &&
         !exchange.answered &&
         !exchange.retried &&
+        !this.destroyed &&
         exchange.request.body === null &&
+        SAFE_METHODS.has(exchange.request.method) &&
+        performance.now() - exchange.sentAt < RETRY_WINDOW_MS &&
         isConnectionLoss(error)
       ) {
         exchange.retried = true;
@@ -698,13 +746,17 @@ class NativeClient implements NativeUpstreamClient {
         !connection.dead &&
         now - connection.idleSince >= connection.keepAliveMs
       ) {
-        connection.socket.destroy();
+        connection.close();
       }
     }
   }
 }
 
 const CONNECTION_LOSS = new Set(['ECONNRESET', 'EPIPE']);
+// RFC 9110 9.2.1: requests a client may send again without asking.
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
+// The container's idle close races our reuse within a round trip; later than this, it is not that race.
+const RETRY_WINDOW_MS = 1000;
 
 function isConnectionLoss(error: Error): boolean {
   return CONNECTION_LOSS.has((error as { code?: string }).code ?? '');
@@ -713,55 +765,78 @@ function isConnectionLoss(error: Error): boolean {
 /**
  * The request line and fields as one latin1 string (the bytes a client sent come back out unchanged):
  * the caller's fields, `Host` when they have none, the body's framing and `Connection: keep-alive`.
+ * `length` is the `Content-Length` given, -1 when none (a body then goes chunked).
  */
 export function requestHead(
   { method, path, headers, body }: UpstreamRequest,
   hostField: string,
-): { head: string; lengthGiven: boolean } {
-  if (UNSAFE_TARGET.test(method) || UNSAFE_TARGET.test(path) || path === '')
+): { head: string; length: number } {
+  if (!TOKEN.test(method) || !REQUEST_TARGET.test(path))
     throw codedError(
       `refusing to send an unsafe request line: ${JSON.stringify(`${method} ${path}`)}`,
       'ERR_INVALID_REQUEST',
     );
   let head = `${method} ${path} HTTP/1.1\r\n`;
   let hostGiven = false;
-  let lengthGiven = false;
+  let length = -1;
   for (let i = 0; i < headers.length; i += 2) {
     const name = headers[i] as string;
     const value = headers[i + 1] as string | readonly string[];
-    if (name.length === 4 && name.toLowerCase() === 'host') hostGiven = true;
-    else if (name.length === 14 && name.toLowerCase() === 'content-length') {
-      // Sent as the number it is (`005` leaves as `5`): the container frames by exactly what we write.
-      lengthGiven = true;
-      head += field(name, contentLength(value));
-      continue;
+    if (!TOKEN.test(name)) throw invalidField(name);
+    // Only names as long as one that needs care are lowercased.
+    switch (name.length) {
+      case 4:
+        if (name.toLowerCase() === 'host') hostGiven = true;
+        break;
+      case 14:
+        if (name.toLowerCase() === 'content-length') {
+          // Sent as the number it is (`005` leaves as `5`): the container frames by exactly what we write.
+          length = contentLength(value);
+          head += `${name}: ${length}\r\n`;
+          continue;
+        }
+        break;
+      case 6:
+      case 7:
+      case 10:
+      case 17:
+        // The framing and the connection are the client's to write, as undici refuses them too.
+        if (FRAMING_FIELDS.has(name.toLowerCase())) throw invalidField(name);
+        break;
     }
     if (typeof value === 'string') head += field(name, value);
     else for (const item of value) head += field(name, item);
   }
   if (!hostGiven) head += `host: ${hostField}\r\n`;
   if (body !== null) {
-    if (!lengthGiven) head += 'transfer-encoding: chunked\r\n';
-  } else if (!lengthGiven && PAYLOAD_METHODS.has(method)) head += 'content-length: 0\r\n';
-  return { head: `${head}connection: keep-alive\r\n\r\n`, lengthGiven };
+    if (length < 0) head += 'transfer-encoding: chunked\r\n';
+  } else if (length < 0 && PAYLOAD_METHODS.has(method)) head += 'content-length: 0\r\n';
+  return { head: `${head}connection: keep-alive\r\n\r\n`, length };
 }
 
-function contentLength(value: string | readonly string[]): string {
+function contentLength(value: string | readonly string[]): number {
   if (typeof value !== 'string' || !/^\d{1,15}$/.test(value))
     throw codedError(
       `refusing to send an invalid Content-Length: ${JSON.stringify(value)}`,
       'ERR_INVALID_HEADER',
     );
-  return String(Number(value));
+  return Number(value);
 }
 
 function field(name: string, value: string): string {
-  if (UNSAFE_FIELD.test(name) || UNSAFE_FIELD.test(value) || name === '' || name.includes(':'))
-    throw codedError(
-      `refusing to send an unsafe header field: ${JSON.stringify(name)}`,
-      'ERR_INVALID_HEADER',
-    );
+  if (!FIELD_VALUE.test(value)) throw invalidField(name);
   return `${name}: ${value}\r\n`;
+}
+
+function invalidField(name: string): Error {
+  return codedError(`refusing to send an unsafe header field: ${JSON.stringify(name)}`, 'ERR_INVALID_HEADER');
+}
+
+function lengthMismatch(length: number, what: 'more' | 'fewer'): Error {
+  return codedError(
+    `the request body had ${what} bytes than its Content-Length (${length})`,
+    'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH',
+  );
 }
 
 /**

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, createServer as createTcpServer } from 'node:net';
 import { startLocalTestServer } from '@sandbox/test-fixtures';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ENGINES, exchange, rawExchange, sha256, startFrontServer, useEngine } from './helpers.js';
@@ -205,6 +206,35 @@ describe.each(ENGINES)('%s engine', (engine) => {
       const res = await exchange(front.url, { path: `/p/s1/__fixture/status/${status}` });
       expect(res.status).toBe(status);
       expect(res.headers['x-fixture-status']).toBe(String(status));
+    });
+  });
+
+  describe('informational answers', () => {
+    it('passes on only the final response when the container sends 103 Early Hints first', async () => {
+      const container = createTcpServer((socket) => {
+        socket.on('error', () => {});
+        socket.once('data', () =>
+          socket.write(
+            'HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n' +
+              'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Final: yes\r\n\r\nok',
+            'latin1',
+          ),
+        );
+      });
+      container.listen(0, '127.0.0.1');
+      await once(container, 'listening');
+      const { port } = container.address() as AddressInfo;
+      const hinted = await startFrontServer(() => ({ host: '127.0.0.1', port }));
+      try {
+        const res = await exchange(hinted.url, { path: '/p/s1/' });
+        expect(res.status).toBe(200);
+        expect(res.headers['x-final']).toBe('yes');
+        expect(res.headers.link).toBeUndefined();
+        expect(res.body.toString()).toBe('ok');
+      } finally {
+        await hinted.close();
+        container.close();
+      }
     });
   });
 

@@ -459,6 +459,45 @@ describe('native upstream client', { timeout: 5000 }, () => {
     });
 
     it.each([
+      ['more', ['hello', ' and more'], 'hello'.length],
+      ['fewer', ['hel'], 'hello'.length],
+    ])(
+      'fails a body with %s bytes than its Content-Length, and sends no more than it',
+      async (_what, parts, length) => {
+        // Every byte the container receives, framed or not.
+        const received: Buffer[] = [];
+        const server = await listen(
+          createTcpServer((socket) => {
+            socket.on('error', () => {});
+            socket.on('data', (data: Buffer) => received.push(data));
+          }),
+        );
+        const client = newClient();
+        const outcome = await send(client, {
+          origin: server.origin,
+          method: 'POST',
+          headers: ['content-length', String(length)],
+          body: Readable.from(parts.map((part) => Buffer.from(part))),
+        });
+        expect(outcome.error?.code).toBe('UND_ERR_REQ_CONTENT_LENGTH_MISMATCH');
+        await until(() => server.sockets.every((socket) => socket.destroyed), 1000, 'the connection closed');
+        // Nothing beyond the announced length reached the container, which could take it for a request.
+        const bytes = Buffer.concat(received).toString('latin1');
+        expect(bytes.slice(bytes.indexOf('\r\n\r\n') + 4).length).toBeLessThanOrEqual(length);
+      },
+    );
+
+    it('counts a string chunk of a chunked body in bytes', async () => {
+      const server = await startEchoServer();
+      const client = newClient();
+      const echo = echoOf(
+        await send(client, { origin: server.origin, method: 'POST', body: Readable.from(['h\u00e9llo']) }),
+      );
+      expect(echo.length).toBe(Buffer.byteLength('h\u00e9llo'));
+      expect(echo.sha256).toBe(sha256(Buffer.from('h\u00e9llo')));
+    });
+
+    it.each([
       ['a few chunks', [Buffer.from('hello '), Buffer.alloc(0), Buffer.from('world')]],
       ['4 MiB in 64 KiB chunks', Array.from({ length: 64 }, () => randomBytes(64 * 1024))],
       ['nothing', []],
@@ -550,7 +589,7 @@ describe('native upstream client', { timeout: 5000 }, () => {
     it('writes the fields in order, then Host, framing and Connection', () => {
       expect(requestHead({ ...base, path: '/x', headers: ['a', '1', 'B', '2'] }, 'h:1')).toEqual({
         head: 'GET /x HTTP/1.1\r\na: 1\r\nB: 2\r\nhost: h:1\r\nconnection: keep-alive\r\n\r\n',
-        lengthGiven: false,
+        length: -1,
       });
       expect(
         requestHead(
@@ -559,8 +598,23 @@ describe('native upstream client', { timeout: 5000 }, () => {
         ),
       ).toEqual({
         head: 'PUT / HTTP/1.1\r\nContent-Length: 3\r\nhost: h:1\r\nconnection: keep-alive\r\n\r\n',
-        lengthGiven: true,
+        length: 3,
       });
+    });
+
+    it('writes a Content-Length as the number it is', () => {
+      const { head, length } = requestHead(
+        { ...base, method: 'POST', headers: ['content-length', '005'], body: Readable.from(['hello']) },
+        'h:1',
+      );
+      expect(length).toBe(5);
+      expect(head).toContain('\r\ncontent-length: 5\r\n');
+    });
+
+    it('keeps latin1 bytes of a value and a path as they are', () => {
+      const { head } = requestHead({ ...base, path: '/caf\u00e9', headers: ['x', 'caf\u00e9'] }, 'h:1');
+      expect(Buffer.from(head, 'latin1').includes(Buffer.from('x: caf\xe9', 'latin1'))).toBe(true);
+      expect(head.startsWith('GET /caf\u00e9 HTTP/1.1')).toBe(true);
     });
 
     it('writes one field per item of an array value', () => {
@@ -578,6 +632,15 @@ describe('native upstream client', { timeout: 5000 }, () => {
       ['a name with a colon', ['x:y', 'z']],
       ['a name with CR', ['x\r', 'z']],
       ['an empty name', ['', 'z']],
+      // Written as latin1, U+010D U+010A would leave as CR LF.
+      ['a value with characters above U+00FF', ['x', 'a\u010d\u010ab: c']],
+      ['a name that is not a token', ['x y', 'z']],
+      ['a Content-Length that is not a number', ['content-length', '1, 2']],
+      ["Transfer-Encoding (the framing is the client's)", ['Transfer-Encoding', 'chunked']],
+      ['Connection', ['connection', 'close']],
+      ['Keep-Alive', ['keep-alive', 'timeout=5']],
+      ['Upgrade', ['upgrade', 'websocket']],
+      ['Expect', ['expect', '100-continue']],
     ])('refuses %s with ERR_INVALID_HEADER', (_name, headers) => {
       expect(codeOf(() => requestHead({ ...base, headers }, 'h:1'))).toBe('ERR_INVALID_HEADER');
     });
@@ -593,6 +656,7 @@ describe('native upstream client', { timeout: 5000 }, () => {
       ['a path with CRLF', 'GET', '/a\r\nx: y'],
       ['an empty path', 'GET', ''],
       ['a method with a space', 'GET /x', '/'],
+      ['a path with characters above U+00FF', 'GET', '/a\u0120b'],
     ])('refuses %s with ERR_INVALID_REQUEST', (_name, method, path) => {
       expect(codeOf(() => requestHead({ ...base, method, path }, 'h:1'))).toBe('ERR_INVALID_REQUEST');
     });
@@ -773,6 +837,26 @@ describe('native upstream client', { timeout: 5000 }, () => {
       expect(outcome.calls).toEqual(['connect', `error ${outcome.error?.code}`]);
       await sleep(50);
       expect(server.sockets).toHaveLength(1);
+    });
+
+    it.each([
+      ['POST', []],
+      ['DELETE', []],
+      ['POST with Content-Length 0', ['content-length', '0']],
+    ])('does not send a bodiless %s again: the container may have acted on it', async (label, headers) => {
+      const server = await startRawServer((socket, { connection, index }) => {
+        if (connection === 0 && index === 1) socket.destroy();
+        else socket.write(OK, 'latin1');
+      });
+      const client = newClient();
+      expect((await send(client, { origin: server.origin })).body.toString()).toBe('ok');
+      const method = label.split(' ')[0] as string;
+      const outcome = await send(client, { origin: server.origin, method, headers });
+      expect(outcome.error?.code).toBe('ECONNRESET');
+      expect(outcome.calls).toEqual(['connect', 'error ECONNRESET']);
+      await sleep(50);
+      expect(server.sockets).toHaveLength(1);
+      expect(server.requests).toHaveLength(2);
     });
 
     it('sends a request on a new connection once it saw the container close the idle one', async () => {
@@ -1043,5 +1127,23 @@ describe('native upstream client', { timeout: 5000 }, () => {
     // No queued request went out on a connection opened after the close.
     expect(silentServer.sockets).toHaveLength(1);
     expect(client.connectionCount).toBe(0);
+    // And a destroyed client takes no more requests.
+    const late = await send(client, { origin: idleServer.origin });
+    expect(late.calls).toEqual(['error ECONNRESET']);
+    expect(idleServer.sockets).toHaveLength(1);
+  });
+
+  it('destroy() does not send again a request in flight on a reused connection', async () => {
+    const server = await startRawServer((socket, { index }) => {
+      if (index === 0) socket.write(OK, 'latin1');
+    });
+    const client = newClient();
+    expect((await send(client, { origin: server.origin })).body.toString()).toBe('ok');
+    const pending = send(client, { origin: server.origin, path: '/slow' });
+    await until(() => server.requests.length === 2, 1000, 'the second request arrived');
+    client.destroy();
+    expect((await pending).error?.code).toBe('ECONNRESET');
+    await sleep(50);
+    expect(server.sockets).toHaveLength(1);
   });
 });
