@@ -34,8 +34,9 @@ const connectionsToContainer = () => tcpSocketsTowards(box.ip ?? '', 3000, 'esta
 
 const overlap = (a: Set<string>, b: Set<string>) => [...a].filter((entry) => b.has(entry)).length;
 
-// undici, once an aborted request's connection is closed, opens one idle connection in its place (the
-// aborted request was still at the head of its queue); the 4 s idle timeout closes it. So: the aborted
+// An aborted request's connection is closed at once. undici (the `undici` engine) then opens one idle
+// connection in its place (the aborted request was still at the head of its queue), which the 4 s idle
+// timeout closes; the native client opens none. So: the aborted
 // connections must be gone at once, and the count back to where it was within the idle timeout.
 async function expectAbortedConnectionsClosed(during: Set<string>, before: Set<string>): Promise<void> {
   const gone = await until(() => overlap(connectionsToContainer(), during) === 0, 1000);

@@ -34,15 +34,15 @@
 //     answer would be 413), a Content-Length or Transfer-Encoding trailer, a malformed trailer line
 //   bytes after a request with `Connection: close` or an HTTP/1.0 one without keep-alive
 //     (HPE_CLOSED_CONNECTION, after the first request went to the app)
-// Accepted, and normalised by the proxy (undici re-frames every body: a length when the body is all
-// there, else chunks; the client's TE value, extensions and trailers never reach the container):
+// Accepted, and normalised by the proxy (its client re-frames every body: by the length Node checked, else
+// chunks; the client's TE value, extensions and trailers never reach the container):
 //   TE `  chunked  ` (SP around), `<TAB>chunked` (leading HTAB), `CHUNKED`, `identity, chunked`, `identity`
 //     then `chunked` as two fields; TE with an empty value (a bodiless request: the bytes after the head
 //     are the next request); Content-Length `005` (sent on as 5), `5<SP>`
 //   chunk extensions (`;name=value;q="x y"`), trailer fields (kept in req.trailers, not forwarded)
 //   a request inside chunk data (just body bytes); bytes after the declared body (the next pipelined
 //     request, routed by its own path and answered in order); a GET with a body (undici then closes its
-//     connection); HTAB and obs-text in values; 100 fields (more: Node keeps 101 and the app answers
+//     connection, the native client does not need to); HTAB and obs-text in values; 100 fields (more: Node keeps 101 and the app answers
 //     431); HTTP/1.0 (keep-alive only when asked)
 //   an absolute-form target: req.url is the whole URL, which no preview route matches -> 404
 //     ROUTE_NOT_FOUND, connection kept; Host naming another container is passed on as sent, routes nothing
@@ -967,7 +967,7 @@ describe('Content-Length with Transfer-Encoding', () => {
 });
 
 /**
- * The proxy framed the body itself (undici: a length when the body was all there, else chunks): one
+ * The proxy framed the body itself (by its length, else as chunks): one
  * framing, the container's view of the length right, nothing of the client's Transfer-Encoding left.
  */
 function expectReframed(received: UpstreamRequest, length: number): void {
@@ -1254,7 +1254,8 @@ describe('requests after the declared body', () => {
     });
   });
 
-  // undici closes its connection after a GET with a body (a server may not read one): a new one follows.
+  // undici closes its connection after a GET with a body (a server may not read one), so the pooled
+  // connection is not asserted here; the native client keeps it.
   normalises(
     'a GET with a Content-Length body',
     (n) => `GET ${n.target} HTTP/1.1\r\n${H}Content-Length: 5\r\n\r\nhello`,

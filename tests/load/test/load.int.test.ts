@@ -55,7 +55,7 @@ const RSS_GROWTH_BOUND = 32 * MiB;
 /** After the load, open fds must fall back to at most this many above the baseline. */
 const FD_SLACK = 8;
 /**
- * proxy-core's upstream pool (undici, createUpstreamDispatcher): at most 256 connections per container
+ * proxy-core's upstream pool (the native client, or undici's Agent): at most 256 connections per container
  * ip:port, idle ones closed after 4 s. Under this load it does use all of them (it opens a connection
  * rather than wait for a busy one to finish), so the bound on sockets is the pool's limit, not the number
  * of requests in flight.
