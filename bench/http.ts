@@ -13,8 +13,8 @@
 //    lookup time cycling over 1,000 hot sessions against 1 session), in a process of its own
 //    (registry-scale.ts); the proxy memory per idle keep-alive client connection (1,000 connections, one
 //    request each, then idle), ours and nginx; edge-proxy reading 10,000 sessions from a Redis of its own,
-//    wrk cycling over 1,000 of them against one session, in alternating rounds. First, while the proxies
-//    are fresh.
+//    wrk cycling over 1,000 of them against one session, in alternating rounds (9 by default,
+//    --scale-rounds), with the edge's CPU time per request in each. First, while the proxies are fresh.
 // 2. With --profile: a CPU profile (--cpu-prof) of a second container-manager under the tiny c32 load; the
 //    top self-time functions of the samples taken during the load.
 // 3. Load: wrk -t1 -c<n> -d5s --latency against direct (container ip:3000), nginx, ours and edge
@@ -77,6 +77,7 @@ const { values: flags } = parseArgs({
     duration: { type: 'string' },
     cases: { type: 'string' },
     'skip-scale': { type: 'boolean' },
+    'scale-rounds': { type: 'string' },
     profile: { type: 'boolean' },
     manager: { type: 'string' },
     'nginx-keepalive': { type: 'string' },
@@ -98,6 +99,9 @@ const MANAGER_MODE = flags.manager ?? 'source';
 if (MANAGER_MODE !== 'source' && MANAGER_MODE !== 'bundle')
   throw new Error(`--manager must be source or bundle, got ${MANAGER_MODE}`);
 const SCALE = flags['skip-scale'] !== true;
+// The edge-at-scale goal is a 5 % difference, and single 5 s rounds on a shared 2-core machine swing
+// by more than that either way: more rounds than the load cases by default, for a steadier median.
+const SCALE_ROUNDS = Math.floor(numberFlag(flags['scale-rounds'], 'scale-rounds', 9, 1, 15));
 /** nginx's `keepalive` (idle upstream connections kept per worker); 64 matches our agent's maxFreeSockets. */
 const NGINX_KEEPALIVE = Math.floor(numberFlag(flags['nginx-keepalive'], 'nginx-keepalive', 64, 1, 4096));
 const PROFILE = flags.profile === true;
@@ -845,6 +849,9 @@ interface ScaleRound {
   round: number;
   single: WrkResult;
   spread: WrkResult;
+  /** The edge's CPU time (user + sys) per request in each run, µs: steadier than req/s on a busy machine. */
+  singleCpuUsPerRequest: number;
+  spreadCpuUsPerRequest: number;
 }
 
 /**
@@ -885,17 +892,36 @@ async function edgeAtScale(dir: string, box: SessionContainer) {
     };
     const c = ALL_CASES[0] as BenchCase;
     const run = (script: string, seconds: number) => runWrk(`${started.url}/`, c, seconds, script);
+    const cpuTicks = () => {
+      const { user, sys } = cpuTimes(started.pid);
+      return user + sys;
+    };
+    // The run's result and the edge's CPU per request during it.
+    const measured = async (script: string) => {
+      const before = cpuTicks();
+      const result = await run(script, DURATION_S);
+      const ticks = cpuTicks() - before;
+      const cpuUs = result.requests > 0 ? round(((ticks / TICKS_PER_SECOND) * 1e6) / result.requests, 1) : 0;
+      return { result, cpuUs };
+    };
     await run(scripts.spread, WARMUP_S);
     await run(scripts.single, WARMUP_S);
     const rounds: ScaleRound[] = [];
-    for (let round = 1; round <= ROUNDS; round++) {
-      const single = await run(scripts.single, DURATION_S);
-      const spread = await run(scripts.spread, DURATION_S);
-      rounds.push({ round, single, spread });
+    for (let round = 1; round <= SCALE_ROUNDS; round++) {
+      const single = await measured(scripts.single);
+      const spread = await measured(scripts.spread);
+      rounds.push({
+        round,
+        single: single.result,
+        spread: spread.result,
+        singleCpuUsPerRequest: single.cpuUs,
+        spreadCpuUsPerRequest: spread.cpuUs,
+      });
       console.log(
-        `  scale round ${round}: ${fmtRps(spread.requestsPerSecond)} req/s over ${SCALE_HOT} sessions` +
-          ` (p99 ${fmtMs(spread.latencyMs.p99)} ms), ${fmtRps(single.requestsPerSecond)} req/s on one` +
-          ` (p99 ${fmtMs(single.latencyMs.p99)} ms)`,
+        `  scale round ${round}: ${fmtRps(spread.result.requestsPerSecond)} req/s over ${SCALE_HOT} sessions` +
+          ` (p99 ${fmtMs(spread.result.latencyMs.p99)} ms, ${spread.cpuUs} µs CPU per request),` +
+          ` ${fmtRps(single.result.requestsPerSecond)} req/s on one` +
+          ` (p99 ${fmtMs(single.result.latencyMs.p99)} ms, ${single.cpuUs} µs)`,
       );
     }
     const errors = rounds.reduce((sum, r) => sum + wrkErrors(r.single) + wrkErrors(r.spread), 0);
@@ -910,6 +936,12 @@ async function edgeAtScale(dir: string, box: SessionContainer) {
         3,
       ),
       spreadP99Ms: median(rounds.map((r) => r.spread.latencyMs.p99)),
+      spreadCpuUsPerRequest: median(rounds.map((r) => r.spreadCpuUsPerRequest)),
+      singleCpuUsPerRequest: median(rounds.map((r) => r.singleCpuUsPerRequest)),
+      cpuRatioSpreadOverSingle: round(
+        median(rounds.map((r) => r.spreadCpuUsPerRequest / r.singleCpuUsPerRequest)),
+        3,
+      ),
       singleP99Ms: median(rounds.map((r) => r.single.latencyMs.p99)),
       errors,
       rounds,
@@ -1491,8 +1523,10 @@ async function main(): Promise<number> {
       `edge, ${edgeScale.sessions.toLocaleString('en-US')} sessions in Redis, traffic over` +
         ` ${edgeScale.hotSessions.toLocaleString('en-US')}: ${fmtRps(edgeScale.spreadRequestsPerSecond)} req/s` +
         ` (p99 ${fmtMs(edgeScale.spreadP99Ms)} ms) against ${fmtRps(edgeScale.singleRequestsPerSecond)} req/s on one` +
-        ` session (p99 ${fmtMs(edgeScale.singleP99Ms)} ms): x${edgeScale.ratioSpreadOverSingle} (median of per-round` +
-        ` ratios); edge RSS ${edgeScale.edgeRssMiBAfterSync} MiB once synced; ${edgeScale.errors} errors`,
+        ` session (p99 ${fmtMs(edgeScale.singleP99Ms)} ms): x${edgeScale.ratioSpreadOverSingle} (median of` +
+        ` ${edgeScale.rounds.length} per-round ratios); CPU per request ${edgeScale.spreadCpuUsPerRequest} against` +
+        ` ${edgeScale.singleCpuUsPerRequest} µs: x${edgeScale.cpuRatioSpreadOverSingle}; edge RSS` +
+        ` ${edgeScale.edgeRssMiBAfterSync} MiB once synced; ${edgeScale.errors} errors`,
     );
   if (profile && typeof profile === 'object' && 'error' in profile) {
     console.log(`\nCPU profile failed: ${String(profile.error)}`);
