@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer } from 'node:http';
-import { type AddressInfo, createServer as createTcpServer } from 'node:net';
+import { type AddressInfo, connect, createServer as createTcpServer } from 'node:net';
 import { startLocalTestServer } from '@sandbox/test-fixtures';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ENGINES, exchange, rawExchange, sha256, startFrontServer, useEngine } from './helpers.js';
@@ -233,6 +233,49 @@ describe.each(ENGINES)('%s engine', (engine) => {
         expect(res.body.toString()).toBe('ok');
       } finally {
         await hinted.close();
+        container.close();
+      }
+    });
+  });
+
+  describe('backpressure', () => {
+    it('waits for a slow client with one drain listener, however many chunks one read brought', async () => {
+      // 4,000 chunks of 1 KiB in one write: each read of the proxy's client carries dozens of them, and the
+      // parser hands them all over even after the first one met a full client socket.
+      const chunk = `400\r\n${'x'.repeat(1024)}\r\n`;
+      const container = createTcpServer((socket) => {
+        socket.on('error', () => {});
+        socket.once('data', () =>
+          socket.write(
+            `HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n${chunk.repeat(4000)}0\r\n\r\n`,
+            'latin1',
+          ),
+        );
+      });
+      container.listen(0, '127.0.0.1');
+      await once(container, 'listening');
+      const { port } = container.address() as AddressInfo;
+      const slow = await startFrontServer(() => ({ host: '127.0.0.1', port }));
+      const warnings: string[] = [];
+      const onWarning = (warning: Error) => warnings.push(warning.name);
+      process.on('warning', onWarning);
+      try {
+        const client = connect(slow.port, '127.0.0.1');
+        client.pause();
+        client.write('GET /p/s1/ HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n');
+        // Not reading: the proxy's writes to it fill its socket and wait for drains.
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        let received = 0;
+        client.on('data', (data: Buffer) => {
+          received += data.length;
+        });
+        client.resume();
+        await once(client, 'close');
+        expect(received).toBeGreaterThan(4000 * 1024);
+        expect(warnings).not.toContain('MaxListenersExceededWarning');
+      } finally {
+        process.off('warning', onWarning);
+        await slow.close();
         container.close();
       }
     });
