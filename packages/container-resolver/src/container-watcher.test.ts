@@ -469,6 +469,20 @@ describe('createContainerWatcher: container events', () => {
     expect(log).toHaveBeenCalledWith('inspect after a Docker event failed', refused);
     expect(summary(watcher.lookup('s1'))).toEqual({ id: A, state: 'running', running: false });
   });
+
+  it('a failing inspect after an event is tried once more, and its answer stored', async () => {
+    const { engine, watcher, log } = await connected([listEntry('s1', A)], { eventRetryDelayMs: 20 });
+    engine.send(containerEvent('die', 's1', A));
+    await vi.waitFor(() => expect(engine.inspects).toHaveLength(1));
+    engine.answerInspect('s1', new Error('timed out'));
+    // The second try, after the delay: the container turned out gone.
+    await vi.waitFor(() => expect(engine.inspects).toHaveLength(2));
+    engine.answerInspect('s1', notFound('sandbox-session-s1'));
+    await vi.waitFor(() =>
+      expect(summary(watcher.lookup('s1'))).toEqual({ absent: 'No such container: sandbox-session-s1' }),
+    );
+    expect(log).toHaveBeenCalledTimes(1);
+  });
 });
 
 describe('createContainerWatcher: network events', () => {

@@ -44,6 +44,11 @@ export interface ContainerWatcherOptions {
   reconnectDelayMs?: { initial: number; max: number };
   /** Deadline of one inspect. Default 3 s. */
   inspectTimeoutMs?: number;
+  /**
+   * An inspect that an event asked for and that failed (a busy engine past its deadline, say) is tried once
+   * more after this many ms, rather than leaving what the event changed to the next reconcile. Default 1000.
+   */
+  eventRetryDelayMs?: number;
   /** Told of every Docker API call the watcher makes (`inspect`, `list`, `events`), for metrics. */
   onDockerCall?: (operation: 'inspect' | 'list' | 'events') => void;
   /** Where stream trouble is reported. Default: silent. */
@@ -79,6 +84,7 @@ export function createContainerWatcher(options: ContainerWatcherOptions = {}): C
     reconcileIntervalMs = 30_000,
     reconnectDelayMs = { initial: 100, max: 2_000 },
     inspectTimeoutMs = 3_000,
+    eventRetryDelayMs = 1_000,
     log = () => {},
     onDockerCall = () => {},
   } = options;
@@ -141,8 +147,14 @@ export function createContainerWatcher(options: ContainerWatcherOptions = {}): C
     return entry;
   }
 
-  const refreshQuietly = (sessionId: string, announce: Announce) => {
-    inspect(sessionId, announce).catch((error: unknown) => log('inspect after a Docker event failed', error));
+  const refreshQuietly = (sessionId: string, announce: Announce, retry = true) => {
+    inspect(sessionId, announce).catch((error: unknown) => {
+      log('inspect after a Docker event failed', error);
+      if (!retry || connection.state === 'stopped') return;
+      setTimeout(() => {
+        if (connection.state !== 'stopped') refreshQuietly(sessionId, announce, false);
+      }, eventRetryDelayMs).unref();
+    });
   };
 
   function onEvent(event: SessionEvent, replayed: boolean): void {
