@@ -52,8 +52,8 @@ export function stripResponseHeaders(headers: IncomingHttpHeaders): void {
 }
 
 // Every field name the request list leaves out, whatever the Connection header says: the hop-by-hop ones,
-// the spent ones, and Transfer-Encoding (undici frames the body itself and refuses the field; Node has
-// already de-chunked what it read).
+// the spent ones, and Transfer-Encoding (the upstream client frames the body itself, and both refuse the
+// field; Node has already de-chunked what it read).
 const NEVER_FORWARDED = new Set([...HOP_BY_HOP, ...REQUEST_ONLY, 'transfer-encoding']);
 const COMPUTED_FORWARDING_FIELDS = new Set<string>(FORWARDED_FIELD_NAMES);
 

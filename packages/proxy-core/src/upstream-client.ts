@@ -227,7 +227,6 @@ class Connection {
   exchange: Exchange | null = null;
   /** Has carried a complete exchange: a failure before any answer may be a keep-alive race. */
   reused = false;
-  dead = false;
   /** Set by a message's end inside `execute`, acted on once `execute` returned. */
   completed = false;
   /** A message began with no request waiting for it: the container sent what no one asked for. */
@@ -281,14 +280,13 @@ class Connection {
     });
   }
 
-  /** Closes the connection now: it is dead from here on, never handed to another request. */
+  /** Closed (by either side, or still closing): never handed to another request. */
+  get dead(): boolean {
+    return this.socket.destroyed;
+  }
+
+  /** Closes the connection now; it leaves its pool once its socket has closed (`NativeClient.closed`). */
   close(): void {
-    if (!this.dead) {
-      this.dead = true;
-      const { idle } = this.pool;
-      const at = idle.indexOf(this);
-      if (at >= 0) idle.splice(at, 1);
-    }
     this.socket.destroy();
   }
 
@@ -343,7 +341,6 @@ class Connection {
   };
 
   private onSocketClose(): void {
-    this.dead = true;
     this.parser.close();
     const exchange = this.exchange;
     if (exchange !== null && !exchange.finished) {
@@ -358,7 +355,8 @@ class Connection {
   // Parser callbacks: bound fields, set once per connection.
   private readonly onMessageBegin = (): number => {
     // The parser hands a chunked body's trailer fields to `onHeaders` too: they are not the next head's.
-    this.partialHeaders = [];
+    // Replaced only when something was collected, not on every message.
+    if (this.partialHeaders.length !== 0) this.partialHeaders = [];
     const exchange = this.exchange;
     if (exchange === null || exchange.finished || this.completed) this.unsolicited = true;
     return 0;
@@ -435,10 +433,24 @@ function keepAliveTimeoutOf(headers: readonly string[]): number {
   for (let i = 0; i < headers.length; i += 2) {
     const name = headers[i] as string;
     if (name.length !== 10 || name.toLowerCase() !== 'keep-alive') continue;
-    const seconds = KEEP_ALIVE_TIMEOUT.exec(headers[i + 1] as string)?.[1];
-    if (seconds !== undefined) return Math.max(0, Number(seconds) * 1000 - 1000);
+    const timeout = keepAliveFieldTimeout(headers[i + 1] as string);
+    if (timeout >= 0) return timeout;
   }
   return -1;
+}
+
+// A container repeats the same Keep-Alive value on every response (Node: `timeout=5`): the last one read
+// is kept with its meaning, so the usual response costs a string comparison rather than a regex.
+let lastKeepAliveValue = '';
+let lastKeepAliveTimeout = -1;
+
+function keepAliveFieldTimeout(value: string): number {
+  if (value !== lastKeepAliveValue) {
+    const seconds = KEEP_ALIVE_TIMEOUT.exec(value)?.[1];
+    lastKeepAliveTimeout = seconds === undefined ? -1 : Math.max(0, Number(seconds) * 1000 - 1000);
+    lastKeepAliveValue = value;
+  }
+  return lastKeepAliveTimeout;
 }
 
 class NativeClient implements NativeUpstreamClient {
@@ -508,7 +520,7 @@ class NativeClient implements NativeUpstreamClient {
     const { pool } = exchange;
     if (!fresh) {
       for (let connection = pool.idle.pop(); connection !== undefined; connection = pool.idle.pop()) {
-        if (connection.dead || connection.socket.destroyed) continue;
+        if (connection.dead) continue;
         connection.exchange = exchange;
         exchange.connection = connection;
         this.send(connection, exchange);
