@@ -27,6 +27,9 @@ export const PREVIEW_ERROR_CODES = [
   'MALFORMED_REQUEST',
   'REQUEST_TIMEOUT',
   'CONTAINER_ADDRESS_REFUSED',
+  'UPSTREAM_BUSY',
+  'EXPECTATION_FAILED',
+  'HTTP_VERSION_NOT_SUPPORTED',
   'INTERNAL',
 ] as const;
 
@@ -57,6 +60,9 @@ export const ERROR_STATUS = {
   MALFORMED_REQUEST: 400,
   REQUEST_TIMEOUT: 408,
   CONTAINER_ADDRESS_REFUSED: 500,
+  UPSTREAM_BUSY: 503,
+  EXPECTATION_FAILED: 417,
+  HTTP_VERSION_NOT_SUPPORTED: 505,
   INTERNAL: 500,
 } as const satisfies Record<PreviewErrorCode, number>;
 
@@ -74,11 +80,14 @@ const REASON_PHRASES: Readonly<Record<number, string>> = {
   408: 'Request Timeout',
   413: 'Payload Too Large',
   415: 'Unsupported Media Type',
+  417: 'Expectation Failed',
   429: 'Too Many Requests',
   431: 'Request Header Fields Too Large',
   500: 'Internal Server Error',
   502: 'Bad Gateway',
+  503: 'Service Unavailable',
   504: 'Gateway Timeout',
+  505: 'HTTP Version Not Supported',
 };
 
 /** The HTTP reason phrase sent as `error` for a status. */

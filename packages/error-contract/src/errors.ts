@@ -133,6 +133,20 @@ export const previewErrors = {
       'CONTAINER_ADDRESS_REFUSED',
       `Container for session ${sessionId} has an address the proxy does not forward to`,
     ),
+  /**
+   * 503: every connection the proxy may open to the container is in use, and none came free within the
+   * queue timeout (which never exceeds the proxy timeout).
+   */
+  upstreamBusy: (cause?: unknown) =>
+    new PreviewError(
+      'UPSTREAM_BUSY',
+      'Preview server has no free connection',
+      cause === undefined ? {} : { cause },
+    ),
+  /** 417: an `Expect` other than `100-continue`, the only expectation the proxy can meet (RFC 9110 10.1.1). */
+  expectationFailed: () => new PreviewError('EXPECTATION_FAILED', 'Only Expect: 100-continue is supported'),
+  /** 505: a request line with a protocol version other than HTTP/1.0 or HTTP/1.1. */
+  httpVersionNotSupported: () => new PreviewError('HTTP_VERSION_NOT_SUPPORTED', 'HTTP version not supported'),
   /** 500: anything unexpected; details go to the logs only. */
   internal: (cause?: unknown) =>
     new PreviewError('INTERNAL', 'Internal server error', cause === undefined ? {} : { cause }),
