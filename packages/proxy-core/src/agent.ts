@@ -6,7 +6,7 @@ import type { Duplex } from 'node:stream';
 export interface UpstreamAgentOptions {
   /** Give up on a TCP connect after this many ms (ETIMEDOUT, answered 502). Default 5000. */
   connectTimeoutMs?: number;
-  /** Most concurrent sockets per container ip:port. Default 256. */
+  /** Most concurrent sockets per container ip:port. Default 1024. */
   maxSockets?: number;
   /** Most idle keep-alive sockets kept per container ip:port. Default 64. */
   maxFreeSockets?: number;
@@ -33,7 +33,7 @@ function connectWithTimeout(options: NetConnectOpts, timeoutMs: number): Socket 
 /** A pooled keep-alive agent for upstream connections, with a bounded connect time. */
 export function createUpstreamAgent({
   connectTimeoutMs = 5000,
-  maxSockets = 256,
+  maxSockets = 1024,
   maxFreeSockets = 64,
   idleTimeoutMs = 4000,
 }: UpstreamAgentOptions = {}): Agent {

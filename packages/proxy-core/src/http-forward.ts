@@ -2,16 +2,17 @@ import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:
 import { PassThrough, Transform } from 'node:stream';
 import { previewErrors } from '@sandbox/error-contract';
 import { Agent, type Dispatcher } from 'undici';
+import type { ClientTransfer, ClientTransferGuard } from './client-transfer.js';
 import { rewriteLocation, scopeSetCookiePath } from './response-rewrite.js';
 import { type RequestTrace, traceOf } from './trace.js';
 import type { UpstreamDispatcher, UpstreamHandler } from './upstream-client.js';
-import { upstreamFailure } from './upstream-errors.js';
+import { UPSTREAM_BUSY_CODE, upstreamFailure } from './upstream-errors.js';
 
 /** Options of {@link createUpstreamDispatcher}. */
 export interface UpstreamDispatcherOptions {
   /** Give up on a TCP connect after this many ms (answered 502). Default 5000. */
   connectTimeoutMs?: number;
-  /** Most concurrent connections per container ip:port. Default 256. */
+  /** Most concurrent connections per container ip:port. Default 1024. */
   maxSockets?: number;
   /**
    * Idle keep-alive connections are closed after this many ms. Default 4000: below Node's 5 s server
@@ -32,7 +33,7 @@ export interface UpstreamDispatcherOptions {
  */
 export function createUpstreamDispatcher({
   connectTimeoutMs = 5000,
-  maxSockets = 256,
+  maxSockets = 1024,
   idleTimeoutMs = 4000,
   responseTimeoutMs = 60_000,
 }: UpstreamDispatcherOptions = {}): Dispatcher {
@@ -51,15 +52,107 @@ export function createUpstreamDispatcher({
   });
 }
 
-/** An undici dispatcher in the shape {@link forwardHttp} takes (undici's handler interface is the same). */
-export function undiciUpstream(dispatcher: Dispatcher): UpstreamDispatcher {
+/**
+ * An undici dispatcher in the shape {@link forwardHttp} takes (undici's handler interface is the same).
+ * undici queues a request that finds every connection of its pool busy without a deadline of its own (its
+ * headers timeout starts once the request is written): with `queueTimeoutMs`, a request not on a
+ * connection by then fails with code `PREVIEW_UPSTREAM_BUSY` (503), and is dropped when one comes free.
+ */
+export function undiciUpstream(dispatcher: Dispatcher, queueTimeoutMs = 0): UpstreamDispatcher {
+  const waiting = queueTimeoutMs > 0 ? new QueueDeadlines(queueTimeoutMs) : undefined;
   return {
     dispatch: (request, handler) =>
       dispatcher.dispatch(
         request as Dispatcher.DispatchOptions,
-        handler as unknown as Dispatcher.DispatchHandler,
+        (waiting === undefined ? handler : waiting.track(handler)) as unknown as Dispatcher.DispatchHandler,
       ),
   };
+}
+
+// Requests not yet on a connection, in dispatch order, checked by one timer.
+class QueueDeadlines {
+  private readonly pending = new Set<QueuedHandler>();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(readonly timeoutMs: number) {}
+
+  track(handler: UpstreamHandler): QueuedHandler {
+    const queued = new QueuedHandler(handler, this);
+    this.pending.add(queued);
+    if (this.timer === undefined) {
+      this.timer = setInterval(() => this.sweep(), Math.max(10, Math.min(500, this.timeoutMs / 4)));
+      this.timer.unref();
+    }
+    return queued;
+  }
+
+  done(queued: QueuedHandler): void {
+    this.pending.delete(queued);
+    if (this.pending.size === 0) {
+      clearInterval(this.timer);
+      this.timer = undefined;
+    }
+  }
+
+  private sweep(): void {
+    const now = performance.now();
+    for (const queued of this.pending) {
+      // Insertion order is dispatch order: the first one still in time ends the sweep.
+      if (now - queued.since < this.timeoutMs) break;
+      queued.giveUp(this.timeoutMs);
+    }
+  }
+}
+
+class QueuedHandler implements UpstreamHandler {
+  readonly since = performance.now();
+  private gaveUp = false;
+
+  constructor(
+    private readonly inner: UpstreamHandler,
+    private readonly deadlines: QueueDeadlines,
+  ) {}
+
+  giveUp(timeoutMs: number): void {
+    this.deadlines.done(this);
+    this.gaveUp = true;
+    this.inner.onError(
+      Object.assign(new Error(`no connection to the container came free within ${timeoutMs} ms`), {
+        code: UPSTREAM_BUSY_CODE,
+      }),
+    );
+  }
+
+  onConnect(abort: (reason?: Error) => void): void {
+    if (this.gaveUp) {
+      abort(new Error('the request gave up waiting for a connection'));
+      return;
+    }
+    this.deadlines.done(this);
+    this.inner.onConnect(abort);
+  }
+
+  onHeaders(
+    statusCode: number,
+    rawHeaders: ReadonlyArray<Buffer | string>,
+    resume: () => void,
+    statusText: string,
+  ): boolean {
+    return this.gaveUp ? false : this.inner.onHeaders(statusCode, rawHeaders, resume, statusText);
+  }
+
+  onData(chunk: Buffer): boolean {
+    return this.gaveUp ? false : this.inner.onData(chunk);
+  }
+
+  onComplete(trailers: unknown): void {
+    if (!this.gaveUp) this.inner.onComplete(trailers);
+  }
+
+  onError(error: Error): void {
+    this.deadlines.done(this);
+    if (!this.gaveUp) this.inner.onError(error);
+  }
 }
 
 /** What one forwarded HTTP request needs besides the request and response. */
@@ -75,6 +168,10 @@ export interface HttpForward {
   /** The session whose place this request holds, given back to `release` when the response closes. */
   sessionId?: string | undefined;
   release?: ((sessionId: string) => void) | undefined;
+  /** Watches the client's side of the transfer (slow uploads, slow readers); none when absent. */
+  transfers?: ClientTransferGuard | undefined;
+  /** The session the transfer's stalls count against (whether or not its places are counted). */
+  transferSessionId?: string | undefined;
 }
 
 /** Whether a request announces a body (a length other than 0, or a transfer coding). */
@@ -165,6 +262,8 @@ class ForwardHandler implements UpstreamHandler {
   private abortUpstream: ((reason?: Error) => void) | undefined;
   private resumeUpstream: (() => void) | undefined;
   private awaitingDrain = false;
+  /** The watch over the client's side, when slow clients are limited. */
+  transfer: ClientTransfer | undefined;
 
   constructor(
     private readonly req: IncomingMessage,
@@ -207,12 +306,22 @@ class ForwardHandler implements UpstreamHandler {
     // container's client still hands over from what it had already read.
     if (!this.awaitingDrain) {
       this.awaitingDrain = true;
+      // Watched from the first backpressure on: most responses never see one, and cost nothing here.
+      this.transfer ??= this.watch();
+      this.transfer?.sendStalled();
       this.res.once('drain', () => {
         this.awaitingDrain = false;
+        this.transfer?.sendDrained();
         this.resumeUpstream?.();
       });
     }
     return false;
+  }
+
+  /** Starts watching the client's side of this transfer, when slow clients are limited. */
+  watch(): ClientTransfer | undefined {
+    const { transfers, transferSessionId } = this.forward;
+    return transfers?.active === true ? transfers.watch(this.req, this.res, transferSessionId) : undefined;
   }
 
   onComplete(): void {
@@ -227,6 +336,7 @@ class ForwardHandler implements UpstreamHandler {
   readonly closed = (): void => {
     const { sessionId, release } = this.forward;
     if (sessionId !== undefined) release?.(sessionId);
+    if (this.transfer !== undefined) this.forward.transfers?.release(this.transfer);
     // The client left (or its connection broke) before the response was done: stop the upstream request.
     if (!this.res.writableFinished) this.abortUpstream?.(new Error('client closed the connection'));
   };
@@ -258,14 +368,19 @@ function closeUnlessComplete(req: IncomingMessage, res: ServerResponse): void {
 
 // An observed request's body is counted on its way to the container (the socket's counters cannot tell
 // a small body from the head it arrived with), and a limited one is cut where it passes the limit: a
-// chunked body announces no length.
-function checkedBody(trace: RequestTrace | undefined, maxBodyBytes: number | undefined): Transform {
+// chunked body announces no length. A watched one tells its watch of each arrival.
+function checkedBody(
+  trace: RequestTrace | undefined,
+  maxBodyBytes: number | undefined,
+  transfer: ClientTransfer | undefined,
+): Transform {
   if (trace) trace.bytesIn = 0;
   let seen = 0;
   return new Transform({
     transform(chunk: Buffer, _encoding, callback) {
       seen += chunk.length;
       if (trace) trace.bytesIn = seen;
+      transfer?.bodyBytes(chunk.length);
       if (maxBodyBytes !== undefined && seen > maxBodyBytes)
         callback(previewErrors.payloadTooLarge(maxBodyBytes));
       else callback(null, chunk);
@@ -304,10 +419,18 @@ export function forwardHttp(
   const trace = traceOf(req);
   let body: PassThrough | Transform | null = null;
   if (hasBody) {
+    const transfer = req.complete ? undefined : handler.watch();
+    handler.transfer = transfer;
     body =
-      trace === undefined && maxBodyBytes === undefined
+      trace === undefined && maxBodyBytes === undefined && transfer === undefined
         ? new PassThrough()
-        : checkedBody(trace, maxBodyBytes);
+        : checkedBody(trace, maxBodyBytes, transfer);
+    if (transfer !== undefined) {
+      transfer.watchBody(body);
+      const done = () => transfer.bodyDone();
+      req.once('end', done);
+      body.once('error', done);
+    }
     req.pipe(body);
   }
   if (trace) trace.dispatchedAt = performance.now();

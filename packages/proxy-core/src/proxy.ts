@@ -5,6 +5,7 @@ import { previewErrors } from '@sandbox/error-contract';
 import { createProxyMiddleware, type Plugin } from 'http-proxy-middleware';
 import type { Dispatcher } from 'undici';
 import { createUpstreamAgent, type UpstreamAgentOptions } from './agent.js';
+import { ClientTransferGuard } from './client-transfer.js';
 import { applyForwardedHeaders, type ForwardedContext } from './forwarded-headers.js';
 import { stripRequestHeaders, upstreamRequestHeaders } from './headers.js';
 import { createUpstreamDispatcher, forwardHttp, requestHasBody, undiciUpstream } from './http-forward.js';
@@ -17,6 +18,7 @@ import {
 } from './upstream-client.js';
 import { upstreamFailure } from './upstream-errors.js';
 import { createCloseCodeSniffer } from './websocket-close.js';
+import { bindTunnel, type TunnelLimits } from './websocket-tunnel.js';
 
 /** Where a request goes: a container's address and the port its preview listens on. */
 export interface UpstreamTarget {
@@ -79,6 +81,38 @@ export interface PreviewProxyOptions extends UpstreamAgentOptions {
    * limit.
    */
   maxConnectionsPerSession?: number;
+  /**
+   * A request that finds every connection to its container in use (`maxSockets`) waits at most this many
+   * ms for one, and never longer than `responseTimeoutMs`; then the 503 `UPSTREAM_BUSY`. Default 5000.
+   */
+  queueTimeoutMs?: number;
+  /**
+   * A request body must keep coming: its client has this many ms of budget, spent while the proxy waits
+   * for the body (not while the container is not reading it), each `minTransferRateBps` bytes earning a
+   * second back, at most this many ms ahead. When it runs out: the 408 `REQUEST_TIMEOUT` (or a cut
+   * connection once the response began). Default 20000; 0: no limit.
+   */
+  bodyTimeoutMs?: number;
+  /**
+   * The same budget for a response the client does not read (spent while the client's socket does not
+   * take more); when it runs out the client's connection is cut. Default 20000; 0: no limit.
+   */
+  sendTimeoutMs?: number;
+  /** Bytes per second that earn a second of either budget back. Default 500; 0: any progress restores it. */
+  minTransferRateBps?: number;
+  /**
+   * Most requests of one session that have waited on their client (an upload not arriving, a response
+   * not read) for over a second; beyond it the longest stalled are cut first, so that a session's slow
+   * clients leave room for its other requests. Default 256; 0: no share.
+   */
+  maxStalledPerSession?: number;
+  /**
+   * Once one side of a tunnelled WebSocket ended its half (TCP FIN), the other has this many ms to end
+   * its own before both are closed. Default 5000; 0: half-closed tunnels stay open.
+   */
+  tunnelHalfCloseTimeoutMs?: number;
+  /** A tunnelled WebSocket with no bytes either way for this many ms is closed. Default (or 0): never. */
+  tunnelIdleTimeoutMs?: number;
 }
 
 /** The proxy: created once, reused for every request, its target chosen per request. */
@@ -143,7 +177,7 @@ function upgradeTimeoutError(timeoutMs: number): Error {
 // Installed instead of http-proxy-middleware's default plugins, whose logger writes synchronously per
 // request and whose error responder answers plain text with 504/500.
 const previewProxyPlugin =
-  (responseTimeoutMs: number): Plugin =>
+  (responseTimeoutMs: number, tunnel: TunnelLimits): Plugin =>
   (proxyServer) => {
     proxyServer.on('proxyReqWs', (proxyReq, req, socket) => {
       const pending = pendingOf(req);
@@ -165,11 +199,14 @@ const previewProxyPlugin =
       proxyReq.once('response', answered);
       const trace = traceOf(req);
       // After http-proxy's own handler has piped the two sockets (a 'data' listener attached before would
-      // start the flow early, and the pipe would miss the first bytes).
-      if (trace)
-        proxyReq.once('upgrade', (_res: IncomingMessage, upstream: Duplex) =>
-          queueMicrotask(() => noteCloseCode(trace, socket, upstream)),
-        );
+      // start the flow early, and the pipe would miss the first bytes; its socket set-up would undo an
+      // idle timeout set before).
+      proxyReq.once('upgrade', (_res: IncomingMessage, upstream: Duplex) =>
+        queueMicrotask(() => {
+          bindTunnel(socket, upstream, tunnel);
+          if (trace) noteCloseCode(trace, socket, upstream);
+        }),
+      );
     });
     proxyServer.on('error', onProxyError);
   };
@@ -224,9 +261,18 @@ function upstreamClient(
     maxSockets,
     idleTimeoutMs,
     responseTimeoutMs,
-  }: UpstreamAgentOptions & { responseTimeoutMs: number },
+    queueTimeoutMs,
+  }: UpstreamAgentOptions & { responseTimeoutMs: number; queueTimeoutMs: number },
 ): UpstreamDispatcher {
-  if (dispatcher !== undefined) return undiciUpstream(dispatcher);
+  // A wait for a connection is part of the wait for the response: never longer than the proxy timeout.
+  const queueWaitMs =
+    responseTimeoutMs > 0 && (queueTimeoutMs === 0 || queueTimeoutMs > responseTimeoutMs)
+      ? responseTimeoutMs
+      : queueTimeoutMs;
+  // undici says nothing of a request until it is written, its connect included: that wait gets the
+  // connect timeout on top, so that a slow connect still ends in its own 502.
+  const undiciWaitMs = queueWaitMs === 0 ? 0 : queueWaitMs + (connectTimeoutMs ?? 5000);
+  if (dispatcher !== undefined) return undiciUpstream(dispatcher, undiciWaitMs);
   const options = {
     ...(connectTimeoutMs === undefined ? {} : { connectTimeoutMs }),
     ...(maxSockets === undefined ? {} : { maxSockets }),
@@ -234,8 +280,8 @@ function upstreamClient(
     responseTimeoutMs,
   };
   if (engine === 'undici' || (engine === undefined && !nativeUpstreamClientAvailable()))
-    return undiciUpstream(createUpstreamDispatcher(options));
-  return createNativeUpstreamClient(options);
+    return undiciUpstream(createUpstreamDispatcher(options), undiciWaitMs);
+  return createNativeUpstreamClient({ ...options, queueTimeoutMs: queueWaitMs });
 }
 
 /** Creates the one proxy instance both routes share. */
@@ -248,8 +294,21 @@ export function createPreviewProxy({
   responseTimeoutMs = 60_000,
   maxBodyBytes,
   maxConnectionsPerSession,
+  queueTimeoutMs = 5000,
+  bodyTimeoutMs = 20_000,
+  sendTimeoutMs = 20_000,
+  minTransferRateBps = 500,
+  maxStalledPerSession = 256,
+  tunnelHalfCloseTimeoutMs = 5000,
+  tunnelIdleTimeoutMs = 0,
   ...agentOptions
 }: PreviewProxyOptions = {}): PreviewProxy {
+  const transfers = new ClientTransferGuard({
+    bodyTimeoutMs,
+    sendTimeoutMs,
+    minRateBps: minTransferRateBps,
+    maxStalledPerSession,
+  });
   const isTrustedProxy = createTrustedProxyMatcher(trustedProxies);
   const sessions = maxConnectionsPerSession ? createSessionCounter(maxConnectionsPerSession) : undefined;
   // The session a request is counted against, if any.
@@ -262,7 +321,7 @@ export function createPreviewProxy({
     next(previewErrors.tooManyConnections(sessionId));
     return false;
   };
-  const http = upstreamClient(engine, dispatcher, { ...agentOptions, responseTimeoutMs });
+  const http = upstreamClient(engine, dispatcher, { ...agentOptions, responseTimeoutMs, queueTimeoutMs });
   const middleware = createProxyMiddleware<IncomingMessage, ServerResponse>({
     router: (req) => pendingOf(req)?.target,
     agent: agent ?? createUpstreamAgent(agentOptions),
@@ -272,7 +331,12 @@ export function createPreviewProxy({
     xfwd: false,
     ws: false,
     ejectPlugins: true,
-    plugins: [previewProxyPlugin(responseTimeoutMs)],
+    plugins: [
+      previewProxyPlugin(responseTimeoutMs, {
+        halfCloseTimeoutMs: tunnelHalfCloseTimeoutMs,
+        idleTimeoutMs: tunnelIdleTimeoutMs,
+      }),
+    ],
   });
 
   const forwardedContext = (req: IncomingMessage, { target, prefix }: ForwardRequest): ForwardedContext => {
@@ -327,6 +391,8 @@ export function createPreviewProxy({
       maxBodyBytes,
       sessionId,
       release: sessions?.release,
+      transfers,
+      transferSessionId: request.sessionId,
     });
   };
 

@@ -1,5 +1,6 @@
 import { connect, type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
+import { UPSTREAM_BUSY_CODE } from './upstream-errors.js';
 
 // The HTTP/1.1 client of the `native` engine: pooled keep-alive connections to each container ip:port,
 // requests written as one string, responses parsed by Node's own HTTP parser (llhttp compiled into Node,
@@ -48,7 +49,7 @@ export interface UpstreamDispatcher {
 export interface NativeUpstreamClientOptions {
   /** Give up on a TCP connect after this many ms (ETIMEDOUT, answered 502). Default 5000. */
   connectTimeoutMs?: number;
-  /** Most concurrent connections per container ip:port; requests beyond wait in order. Default 256. */
+  /** Most concurrent connections per container ip:port; requests beyond wait in order (see `queueTimeoutMs`). Default 1024. */
   maxSockets?: number;
   /**
    * Idle keep-alive connections are closed after this many ms (or sooner when the container's
@@ -60,6 +61,13 @@ export interface NativeUpstreamClientOptions {
    * the request failed with code `PREVIEW_PROXY_TIMEOUT` (504). Default 60000; 0 waits for ever.
    */
   responseTimeoutMs?: number;
+  /**
+   * A request that finds every connection of its container in use waits in order for one to come free,
+   * for at most this many ms (never longer than `responseTimeoutMs`); then it fails with code
+   * `PREVIEW_UPSTREAM_BUSY` (503). Default 5000; 0: only `responseTimeoutMs` bounds the wait (for ever
+   * when that is 0 too).
+   */
+  queueTimeoutMs?: number;
 }
 
 /** The native client, with a way to close every connection it holds. */
@@ -174,6 +182,8 @@ class Exchange {
   retried = false;
   /** When the request was written (ms since the time origin). */
   sentAt = 0;
+  /** When it joined its pool's queue to wait for a connection (ms since the time origin). */
+  queuedAt = 0;
 
   constructor(
     readonly request: UpstreamRequest,
@@ -458,6 +468,7 @@ class NativeClient implements NativeUpstreamClient {
   readonly maxSockets: number;
   readonly idleTimeoutMs: number;
   readonly responseTimeoutMs: number;
+  readonly queueTimeoutMs: number;
   private readonly pools = new Map<string, Pool>();
   private readonly connections = new Set<Connection>();
   private sweeper: NodeJS.Timeout | undefined;
@@ -468,19 +479,29 @@ class NativeClient implements NativeUpstreamClient {
     private readonly Parser: NativeParserClass,
     {
       connectTimeoutMs = 5000,
-      maxSockets = 256,
+      maxSockets = 1024,
       idleTimeoutMs = 4000,
       responseTimeoutMs = 60_000,
+      queueTimeoutMs = 5000,
     }: NativeUpstreamClientOptions,
   ) {
     this.connectTimeoutMs = connectTimeoutMs;
     this.maxSockets = maxSockets;
     this.idleTimeoutMs = idleTimeoutMs;
     this.responseTimeoutMs = responseTimeoutMs;
+    // A wait for a connection is part of the wait for the response: never longer than the proxy timeout.
+    this.queueTimeoutMs =
+      responseTimeoutMs > 0 && (queueTimeoutMs === 0 || queueTimeoutMs > responseTimeoutMs)
+        ? responseTimeoutMs
+        : queueTimeoutMs;
     // One timer for every deadline, rather than one per request: idle connections close within a quarter
     // of their timeout after it (4-5 s by default, still below Node's 5 s server keep-alive), a response
-    // timeout fires within a quarter of itself.
-    const shortest = Math.min(idleTimeoutMs, responseTimeoutMs > 0 ? responseTimeoutMs : idleTimeoutMs);
+    // or queue timeout fires within a quarter of itself.
+    const shortest = Math.min(
+      idleTimeoutMs,
+      responseTimeoutMs > 0 ? responseTimeoutMs : idleTimeoutMs,
+      this.queueTimeoutMs > 0 ? this.queueTimeoutMs : idleTimeoutMs,
+    );
     this.sweepEveryMs = Math.max(10, Math.min(500, Math.floor(shortest / 4)));
   }
 
@@ -536,6 +557,7 @@ class NativeClient implements NativeUpstreamClient {
       exchange.connection = connection;
       return;
     }
+    exchange.queuedAt = performance.now();
     pool.queue.push(exchange);
   }
 
@@ -742,6 +764,21 @@ class NativeClient implements NativeUpstreamClient {
 
   private sweep(): void {
     const now = performance.now();
+    // The queue is in arrival order: its overdue requests are at its front.
+    if (this.queueTimeoutMs > 0) {
+      for (const pool of this.pools.values()) {
+        for (let first = pool.queue[0]; first !== undefined; first = pool.queue[0]) {
+          if (now - first.queuedAt < this.queueTimeoutMs) break;
+          this.fail(
+            first,
+            codedError(
+              `no connection to ${pool.hostField} came free within ${this.queueTimeoutMs} ms`,
+              UPSTREAM_BUSY_CODE,
+            ),
+          );
+        }
+      }
+    }
     for (const connection of this.connections) {
       const { exchange } = connection;
       if (exchange !== null) {

@@ -33,12 +33,18 @@ export function isUpstreamTimeout(error: unknown): boolean {
   return typeof code === 'string' && TIMEOUT_CODES.has(code);
 }
 
+/** Code of the failure of a request that found no free connection to its container in time (503). */
+export const UPSTREAM_BUSY_CODE = 'PREVIEW_UPSTREAM_BUSY';
+
 /**
  * The contract error for a failure of the upstream request before the container answered: the 504 for a
- * timeout, the 502 for a connection failure; anything else (a contract error already, or a bug) as is.
+ * timeout, the 503 for no free connection in time, the 502 for a connection failure; anything else (a
+ * contract error already, or a bug) as is.
  */
 export function upstreamFailure(error: unknown): unknown {
   if (isUpstreamTimeout(error)) return previewErrors.proxyTimeout(error);
+  if ((error as { code?: unknown } | null)?.code === UPSTREAM_BUSY_CODE)
+    return previewErrors.upstreamBusy(error);
   if (isUpstreamConnectFailure(error)) return previewErrors.upstreamConnectFailed(error);
   return error;
 }
