@@ -119,8 +119,10 @@ export async function startContainerManager(
   const unpublish = shared ? publishContainerStates({ watcher, state: shared }) : () => {};
   // An unreachable engine does not stop start-up: the watcher keeps reconnecting in the background.
   watcher.start();
+  // Access lines and metrics for the routes' requests and for the server's own answers alike.
+  const onAccess = withMetrics(config.ACCESS_LOG ? logAccess(logger) : undefined, metrics);
   const app = createPreviewApp({
-    ...optional('onAccess', withMetrics(config.ACCESS_LOG ? logAccess(logger) : undefined, metrics)),
+    ...optional('onAccess', onAccess),
     logUnexpected: (error) => logger.error({ err: error }, 'unexpected error'),
     internalServiceKey: config.INTERNAL_SERVICE_KEY,
     registry,
@@ -143,6 +145,7 @@ export async function startContainerManager(
       host: config.HOST,
       shutdownGraceMs: config.SHUTDOWN_GRACE_MS,
       limits: limits.client,
+      ...optional('onAccess', onAccess),
     },
   );
 

@@ -58,8 +58,10 @@ export async function startEdgeProxy(
   // Metrics only when they are served, on their own port: the public one never shows them.
   const metrics = config.METRICS_PORT === undefined ? undefined : createPreviewMetrics();
   metrics?.trackSharedState(state);
+  // Access lines and metrics for the routes' requests and for the server's own answers alike.
+  const onAccess = withMetrics(config.ACCESS_LOG ? logAccess(logger) : undefined, metrics);
   const app = createPreviewApp({
-    ...optional('onAccess', withMetrics(config.ACCESS_LOG ? logAccess(logger) : undefined, metrics)),
+    ...optional('onAccess', onAccess),
     logUnexpected: (error) => logger.error({ err: error }, 'unexpected error'),
     registry: state.registry,
     resolver: createSharedStateResolver(state),
@@ -82,6 +84,7 @@ export async function startEdgeProxy(
       host: config.HOST,
       shutdownGraceMs: config.SHUTDOWN_GRACE_MS,
       limits: limits.client,
+      ...optional('onAccess', onAccess),
     },
   );
   const metricsServer = await exposeMetrics(metrics, served.server, {

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { type IncomingMessage, METHODS, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { attachTrace, type RequestTrace } from '@sandbox/proxy-core';
 
@@ -7,7 +7,10 @@ import { attachTrace, type RequestTrace } from '@sandbox/proxy-core';
 export interface AccessRecord {
   requestId: string;
   kind: 'http' | 'websocket';
-  /** The route prefix (`/previews`, `/internal-previews/proxy`), `host` for host routing; absent otherwise. */
+  /**
+   * The route prefix (`/previews`, `/internal-previews/proxy`), `host` for host routing, `server` for an
+   * answer the server made itself before any route (see `error`); absent otherwise.
+   */
   route?: string;
   sessionId?: string;
   port?: number;
@@ -29,6 +32,8 @@ export interface AccessRecord {
   closeCode?: number;
   /** Whether the exchange ended before the response did (client gone, upstream cut). */
   aborted: boolean;
+  /** The contract code of an answer the server made itself (route `server`): 408, 431, 400, 417, 505. */
+  error?: string;
 }
 
 /** Receives access records; it must not throw or block (a logger's async write). */
@@ -134,5 +139,50 @@ export function traceUpgrade(
     noteFailure(status) {
       failedWith = status;
     },
+  };
+}
+
+const KNOWN_METHODS = new Set(METHODS);
+// A request line as far as it can be read: `METHOD target`, the target up to its query.
+const REQUEST_LINE = /^([A-Z]{1,24}) ([^\s?]{1,2048})/;
+
+/**
+ * The method and path of bytes the parser refused, when a request line can be read from them (`-`
+ * otherwise, and for a method Node does not know, so that a client cannot invent metric labels).
+ */
+export function requestLineOf(raw: Buffer | undefined): { method: string; path: string } {
+  const match = raw === undefined ? null : REQUEST_LINE.exec(raw.toString('latin1', 0, 2100));
+  const method = match?.[1];
+  if (match === null || method === undefined || !KNOWN_METHODS.has(method)) return { method: '-', path: '-' };
+  return { method, path: match[2] ?? '-' };
+}
+
+/** What the server answered itself, for {@link refusalRecord}. */
+export interface Refusal {
+  requestId: string;
+  method: string;
+  path: string;
+  status: number;
+  /** The contract code answered. */
+  error: string;
+  bytesIn: number;
+  bytesOut: number;
+  startedAt: number;
+}
+
+/** The access line of an answer the server made before any route (route `server`). */
+export function refusalRecord(refusal: Refusal): AccessRecord {
+  return {
+    requestId: refusal.requestId,
+    kind: 'http',
+    route: 'server',
+    method: refusal.method,
+    path: pathOf(refusal.path),
+    status: refusal.status,
+    bytesIn: refusal.bytesIn,
+    bytesOut: refusal.bytesOut,
+    durationMs: Math.round((performance.now() - refusal.startedAt) * 1000) / 1000,
+    aborted: false,
+    error: refusal.error,
   };
 }

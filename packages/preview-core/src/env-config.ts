@@ -60,6 +60,23 @@ export const sharedEnvShape = {
   // connections for ever. REQUEST_TIMEOUT_MS 0: no limit on the whole request.
   HEADERS_TIMEOUT_MS: count(1000, 20_000),
   REQUEST_TIMEOUT_MS: count(0, 300_000),
+  // Slow clients (docs/reliability.md): a request body, and a response the client reads, each get a
+  // budget of this many ms, spent while the proxy waits on the client and earned back at
+  // CLIENT_MIN_RATE_BPS (one second per that many bytes). 408 or a cut connection beyond; 0: no limit.
+  CLIENT_BODY_TIMEOUT_MS: count(0, 20_000),
+  CLIENT_SEND_TIMEOUT_MS: count(0, 20_000),
+  CLIENT_MIN_RATE_BPS: count(0, 500),
+  // Requests of one session stalled on their client for over a second may hold this many of its places;
+  // the longest stalled beyond are cut. 0: no share.
+  MAX_STALLED_PER_SESSION: count(0, 256),
+  // Upstream connections per container ip:port, and how long a request waits for one when all are in use
+  // (503 beyond; never longer than PROXY_TIMEOUT_MS).
+  UPSTREAM_MAX_SOCKETS: count(1, 1024),
+  UPSTREAM_QUEUE_TIMEOUT_MS: count(0, 5000),
+  // A WebSocket tunnel one side of which ended its half is closed this long after (0: never); one idle
+  // both ways this long is closed (0, the default: never).
+  WS_HALF_CLOSE_TIMEOUT_MS: count(0, 5000),
+  WS_IDLE_TIMEOUT_MS: count(0, 0),
   PRESERVE_HOST: z
     .enum(['true', 'false'], { error: 'must be true or false' })
     .default('true')
@@ -132,6 +149,14 @@ export interface ServiceLimits {
     responseTimeoutMs: number;
     maxBodyBytes?: number;
     maxConnectionsPerSession?: number;
+    maxSockets: number;
+    queueTimeoutMs: number;
+    bodyTimeoutMs: number;
+    sendTimeoutMs: number;
+    minTransferRateBps: number;
+    maxStalledPerSession: number;
+    tunnelHalfCloseTimeoutMs: number;
+    tunnelIdleTimeoutMs: number;
   };
   isAllowedUpstream: (address: string) => boolean;
   client: Required<ClientLimits>;
@@ -167,6 +192,14 @@ export function serviceLimits(config: SharedEnvConfig): ServiceLimits {
       responseTimeoutMs: config.PROXY_TIMEOUT_MS,
       ...optional('maxBodyBytes', config.MAX_BODY_BYTES || undefined),
       ...optional('maxConnectionsPerSession', config.MAX_CONNECTIONS_PER_SESSION || undefined),
+      maxSockets: config.UPSTREAM_MAX_SOCKETS,
+      queueTimeoutMs: config.UPSTREAM_QUEUE_TIMEOUT_MS,
+      bodyTimeoutMs: config.CLIENT_BODY_TIMEOUT_MS,
+      sendTimeoutMs: config.CLIENT_SEND_TIMEOUT_MS,
+      minTransferRateBps: config.CLIENT_MIN_RATE_BPS,
+      maxStalledPerSession: config.MAX_STALLED_PER_SESSION,
+      tunnelHalfCloseTimeoutMs: config.WS_HALF_CLOSE_TIMEOUT_MS,
+      tunnelIdleTimeoutMs: config.WS_IDLE_TIMEOUT_MS,
     },
     isAllowedUpstream,
     client: {

@@ -65,29 +65,33 @@ export function sendErrorResponse(
 
 /**
  * Writes any failure as the contract's JSON on the raw socket of an upgrade request that was not
- * upgraded, then closes it: a WebSocket client sees the same status and body as an HTTP one.
+ * upgraded (or of bytes the parser refused), then closes it: a WebSocket client sees the same status and
+ * body as an HTTP one. Returns the bytes written (0 when the socket could not take them).
  */
 export function sendUpgradeErrorResponse(
   socket: Duplex,
   error: unknown,
   logUnexpected?: UnexpectedErrorLogger,
-): void {
+  requestId?: string,
+): number {
   if (socket.destroyed || !socket.writable) {
     socket.destroy();
-    return;
+    return 0;
   }
   const { status, body } = toErrorResponse(toPreviewError(error), logUnexpected);
   const payload = JSON.stringify(body);
-  socket.end(
+  const response =
     `HTTP/1.1 ${status} ${getReasonPhrase(status)}\r\n` +
-      'Content-Type: application/json; charset=utf-8\r\n' +
-      `Content-Length: ${Buffer.byteLength(payload)}\r\n` +
-      'Connection: close\r\n\r\n' +
-      payload,
-  );
+    'Content-Type: application/json; charset=utf-8\r\n' +
+    `Content-Length: ${Buffer.byteLength(payload)}\r\n` +
+    (requestId === undefined ? '' : `X-Request-Id: ${requestId}\r\n`) +
+    'Connection: close\r\n\r\n' +
+    payload;
+  socket.end(response);
   // The server does not close a half-open socket it handed over (upgrade, CONNECT, a client error), and
   // no timeout applies to it any more: a client that never closes its side must not hold it.
   setTimeout(() => socket.destroy(), 1000).unref();
+  return Buffer.byteLength(response);
 }
 
 /** The one Express error handler: every failure leaves as the contract's JSON. */

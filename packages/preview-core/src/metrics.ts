@@ -51,6 +51,12 @@ export function createPreviewMetrics({
     labelNames: ['route', 'status_class'],
     registers: [registry],
   });
+  const refused = new Counter({
+    name: `${prefix}refused_requests_total`,
+    help: 'Answers the server made itself before any route (408, 431, 400, 417, 505), by contract code',
+    labelNames: ['code'],
+    registers: [registry],
+  });
   const duration = new Histogram({
     name: `${prefix}request_duration_seconds`,
     help: 'Time from a request arriving to its response ending, proxied HTTP requests only',
@@ -126,6 +132,7 @@ export function createPreviewMetrics({
         return;
       }
       requests.inc({ route, method: record.method, status_class: statusClass(record.status) });
+      if (record.error !== undefined) refused.inc({ code: record.error });
       if (route === 'api' && record.path.startsWith(`${apiPrefix}/sessions/`))
         registrations.inc({ method: record.method, status_class: statusClass(record.status) });
       if (record.sessionId === undefined) return;

@@ -74,7 +74,10 @@ const NOT_ANSWERED_BY_AN_OPERATION: Partial<Record<PreviewErrorCode, string>> = 
   CONTAINER_ADDRESS_REFUSED: 'proxy routes only: registration never needs an address',
   HEADERS_TOO_LARGE: 'the server, for any request, before any route',
   MALFORMED_REQUEST: 'the server, for bytes that are not a request, before any route',
-  REQUEST_TIMEOUT: 'the server, for any request, before any route',
+  REQUEST_TIMEOUT: 'the server, for any request, before any route; proxy routes, for a slow upload',
+  UPSTREAM_BUSY: 'proxy routes only',
+  EXPECTATION_FAILED: 'the server, for any request, before any route',
+  HTTP_VERSION_NOT_SUPPORTED: 'the server, for any request, before any route',
 };
 
 describe('createInternalApiDocument', () => {

@@ -1,8 +1,10 @@
+import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { type PreviewError, previewErrors } from '@sandbox/error-contract';
+import { type AccessRecorder, refusalRecord, requestIdOf, requestLineOf } from './access.js';
 import { ConfigError } from './env-config.js';
 import { sendErrorResponse, sendUpgradeErrorResponse } from './http-errors.js';
 import type { Logger } from './logger.js';
@@ -16,6 +18,12 @@ export interface ServePreviewAppOptions {
   shutdownGraceMs: number;
   /** Limits on what a client may send; each has a safe default. */
   limits?: ClientLimits;
+  /**
+   * Records the answers the server makes itself, before any route (408, 431, 400, 417, 505), as access
+   * lines with route `server` and their code in `error`; each also carries an `X-Request-Id`. Default:
+   * none.
+   */
+  onAccess?: AccessRecorder;
 }
 
 /** What one client may send, and how slowly: what keeps one bad client from hurting the others. */
@@ -58,30 +66,58 @@ type HandledSocket = SocketWithMessage & { [kHandled]?: boolean };
 // and the end of the connection (its bytes cannot be framed any further). Node's own answer would be a
 // bare status line with no body. Requests pipelined behind an answer in flight wait for the connection
 // (proxy-core forwards a request once it is the one being answered), so they go nowhere when it closes.
-function answerClientError(error: NodeJS.ErrnoException, socket: HandledSocket): void {
-  if (socket[kHandled]) return;
-  socket[kHandled] = true;
-  if (error.code === 'ECONNRESET' || !socket.writable) {
-    socket.destroy();
-    return;
+function clientErrorAnswer(error: NodeJS.ErrnoException): PreviewError {
+  switch (error.code) {
+    case 'HPE_HEADER_OVERFLOW':
+      return previewErrors.headersTooLarge();
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return previewErrors.requestTimeout();
+    // A version llhttp does not know (HTTP/1.2, HTTP/3.0): the same answer as one it parses but we refuse.
+    case 'HPE_INVALID_VERSION':
+      return previewErrors.httpVersionNotSupported();
+    default:
+      return previewErrors.malformedRequest(error);
   }
-  const inFlight = socket._httpMessage;
-  if (inFlight?.req.complete) {
-    closeAfter(inFlight, socket);
-    return;
-  }
-  // The request in error is the one being answered: once its answer started, it can only be cut.
-  if (inFlight?.headersSent) {
-    socket.destroy();
-    return;
-  }
-  const answer =
-    error.code === 'HPE_HEADER_OVERFLOW'
-      ? previewErrors.headersTooLarge()
-      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-        ? previewErrors.requestTimeout()
-        : previewErrors.malformedRequest(error);
-  sendUpgradeErrorResponse(socket, answer);
+}
+
+function createClientErrorHandler(onAccess: AccessRecorder | undefined) {
+  return (error: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: HandledSocket): void => {
+    if (socket[kHandled]) return;
+    socket[kHandled] = true;
+    if (error.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const inFlight = socket._httpMessage;
+    if (inFlight?.req.complete) {
+      closeAfter(inFlight, socket);
+      return;
+    }
+    // The request in error is the one being answered: once its answer started, it can only be cut.
+    if (inFlight?.headersSent) {
+      socket.destroy();
+      return;
+    }
+    const answer = clientErrorAnswer(error);
+    if (onAccess === undefined) {
+      sendUpgradeErrorResponse(socket, answer);
+      return;
+    }
+    const startedAt = performance.now();
+    const requestId = randomUUID();
+    const bytesOut = sendUpgradeErrorResponse(socket, answer, undefined, requestId);
+    onAccess(
+      refusalRecord({
+        requestId,
+        ...requestLineOf(error.rawPacket),
+        status: answer.status,
+        error: answer.code,
+        bytesIn: error.rawPacket?.length ?? 0,
+        bytesOut,
+        startedAt,
+      }),
+    );
+  };
 }
 
 // Transfer codings other than chunked are not undone by Node: forwarded without the field (which the
@@ -101,6 +137,8 @@ function hasUnsupportedCoding(req: IncomingMessage): boolean {
 // An HTTP/1.1 request without Host is refused too (RFC 9112 3.2): Node's own check would answer a bare
 // 400 with no body, so it is done here instead, in the contract's JSON.
 function refusedHead(req: IncomingMessage, maxHeaderCount: number): PreviewError | undefined {
+  // llhttp takes `HTTP/2.0` on a request line (the HTTP/2 preface starts with one); nothing here speaks it.
+  if (req.httpVersionMajor !== 1) return previewErrors.httpVersionNotSupported();
   if (req.rawHeaders.length > maxHeaderCount * 2) return previewErrors.headersTooLarge();
   if (req.httpVersion === '1.1' && req.headers.host === undefined) return previewErrors.malformedRequest();
   // Node keeps the first of several Host fields; a proxy in front that reads the last would route the
@@ -136,6 +174,38 @@ function hostFieldCount(raw: readonly string[]): number {
 const kRefused = Symbol('preview.refusedConnection');
 type MarkedSocket = Duplex & { [kRefused]?: boolean };
 
+// The access line of a parsed request refused before any route. On a response, recorded when it closes
+// (with its id in its head); on an upgrade's socket, answered here and recorded at once.
+function recordRefusal(
+  req: IncomingMessage,
+  refused: PreviewError,
+  onAccess: AccessRecorder,
+  to: ServerResponse | Duplex,
+): void {
+  const startedAt = performance.now();
+  const requestId = requestIdOf(req);
+  const fields = {
+    requestId,
+    method: req.method ?? '-',
+    path: req.url ?? '-',
+    status: refused.status,
+    error: refused.code,
+    bytesIn: 0,
+    startedAt,
+  };
+  if (to instanceof ServerResponse) {
+    const res = to;
+    res.setHeader('x-request-id', requestId);
+    const writtenAtStart = req.socket.bytesWritten;
+    res.once('close', () =>
+      onAccess(refusalRecord({ ...fields, bytesOut: req.socket.bytesWritten - writtenAtStart })),
+    );
+    return;
+  }
+  const bytesOut = sendUpgradeErrorResponse(to, refused, undefined, requestId);
+  onAccess(refusalRecord({ ...fields, bytesOut }));
+}
+
 /** A listening preview server. */
 export interface ServedPreviewApp {
   server: Server;
@@ -167,7 +237,7 @@ export async function servePreviewApp(
     requestListener: (req: IncomingMessage, res: ServerResponse) => void;
     handleUpgrade: PreviewUpgradeHandler;
   },
-  { port, host, shutdownGraceMs, limits = {} }: ServePreviewAppOptions,
+  { port, host, shutdownGraceMs, limits = {}, onAccess }: ServePreviewAppOptions,
 ): Promise<ServedPreviewApp> {
   const {
     maxHeaderBytes = 16_384,
@@ -195,12 +265,22 @@ export async function servePreviewApp(
       app.requestListener(req, res);
       return;
     }
-    socket[kRefused] = true;
+    refuse(req, res, refused);
+  }
+  // An answer made here, before any route: the connection ends with it (what follows on it may be framed
+  // as the refused request was not).
+  function refuse(req: IncomingMessage, res: ServerResponse, refused: PreviewError): void {
+    (req.socket as MarkedSocket)[kRefused] = true;
     res.shouldKeepAlive = false;
+    if (onAccess !== undefined) recordRefusal(req, refused, onAccess, res);
     sendErrorResponse(res, refused);
   }
   server.maxHeadersCount = maxHeaderCount + 1;
-  server.on('clientError', answerClientError);
+  server.on('clientError', createClientErrorHandler(onAccess));
+  // Any other expectation than 100-continue (RFC 9110 10.1.1): Node's own answer is a bare 417.
+  server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+    refuse(req, res, previewErrors.expectationFailed());
+  });
   // Node writes the interim 100 of a request queued behind another one (pipelined) into the socket
   // after that request's final head, corrupting the stream. Only the request being answered gets its
   // 100; a pipelining client sends its body without waiting for one anyway.
@@ -226,7 +306,8 @@ export async function servePreviewApp(
     if ((socket as MarkedSocket)[kRefused]) return;
     const refused = refusedHead(req, maxHeaderCount);
     if (refused === undefined) app.handleUpgrade(req, socket, head);
-    else sendUpgradeErrorResponse(socket, refused);
+    else if (onAccess === undefined) sendUpgradeErrorResponse(socket, refused);
+    else recordRefusal(req, refused, onAccess, socket);
   });
   // Node's closeAllConnections() does not see upgraded sockets; keep them to cut at the deadline.
   const tunnels = new Set<Duplex>();
