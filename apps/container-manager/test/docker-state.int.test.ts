@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { networkInterfaces } from 'node:os';
 import {
   type DockerRelay,
   docker,
@@ -35,8 +36,27 @@ async function createNetwork(): Promise<{ name: string; gateway: string }> {
   return { name, gateway };
 }
 
+// A daemon started afresh may list the default bridge's subnet without its gateway: the gateway is then the
+// bridge interface's own address on this host.
 async function bridgeGateway(): Promise<string> {
-  return docker(['network', 'inspect', 'bridge', '--format', '{{(index .IPAM.Config 0).Gateway}}']);
+  const listed = await docker([
+    'network',
+    'inspect',
+    'bridge',
+    '--format',
+    '{{(index .IPAM.Config 0).Gateway}}',
+  ]);
+  if (listed !== '' && listed !== '<no value>') return listed;
+  const name = await docker([
+    'network',
+    'inspect',
+    'bridge',
+    '--format',
+    '{{index .Options "com.docker.network.bridge.name"}}',
+  ]);
+  const address = networkInterfaces()[name || 'docker0']?.find((entry) => entry.family === 'IPv4')?.address;
+  if (address === undefined) throw new Error(`no IPv4 address on the bridge interface ${name}`);
+  return address;
 }
 
 // A request sent in the instant before the watcher sees an address change can go out on a pooled
