@@ -23,6 +23,14 @@ describe('loadConfig', () => {
       MAX_HEADER_COUNT: 100,
       HEADERS_TIMEOUT_MS: 20_000,
       REQUEST_TIMEOUT_MS: 300_000,
+      CLIENT_BODY_TIMEOUT_MS: 20_000,
+      CLIENT_SEND_TIMEOUT_MS: 20_000,
+      CLIENT_MIN_RATE_BPS: 500,
+      MAX_STALLED_PER_SESSION: 256,
+      UPSTREAM_MAX_SOCKETS: 1024,
+      UPSTREAM_QUEUE_TIMEOUT_MS: 5000,
+      WS_HALF_CLOSE_TIMEOUT_MS: 5000,
+      WS_IDLE_TIMEOUT_MS: 0,
     });
   });
 
@@ -38,6 +46,14 @@ describe('loadConfig', () => {
         MAX_HEADER_COUNT: '50',
         HEADERS_TIMEOUT_MS: '5000',
         REQUEST_TIMEOUT_MS: '0',
+        CLIENT_BODY_TIMEOUT_MS: '0',
+        CLIENT_SEND_TIMEOUT_MS: '7000',
+        CLIENT_MIN_RATE_BPS: '0',
+        MAX_STALLED_PER_SESSION: '16',
+        UPSTREAM_MAX_SOCKETS: '64',
+        UPSTREAM_QUEUE_TIMEOUT_MS: '250',
+        WS_HALF_CLOSE_TIMEOUT_MS: '0',
+        WS_IDLE_TIMEOUT_MS: '600000',
       }),
     ).toMatchObject({
       UPSTREAM_NETWORKS: ['172.18.0.0/16', 'fd00::/8'],
@@ -48,7 +64,22 @@ describe('loadConfig', () => {
       MAX_HEADER_COUNT: 50,
       HEADERS_TIMEOUT_MS: 5000,
       REQUEST_TIMEOUT_MS: 0,
+      CLIENT_BODY_TIMEOUT_MS: 0,
+      CLIENT_SEND_TIMEOUT_MS: 7000,
+      CLIENT_MIN_RATE_BPS: 0,
+      MAX_STALLED_PER_SESSION: 16,
+      UPSTREAM_MAX_SOCKETS: 64,
+      UPSTREAM_QUEUE_TIMEOUT_MS: 250,
+      WS_HALF_CLOSE_TIMEOUT_MS: 0,
+      WS_IDLE_TIMEOUT_MS: 600_000,
     });
+    // At least one connection per container, or no request could ever be forwarded.
+    expect(() => loadConfig({ INTERNAL_SERVICE_KEY: 'k', UPSTREAM_MAX_SOCKETS: '0' })).toThrow(
+      /UPSTREAM_MAX_SOCKETS/,
+    );
+    expect(() => loadConfig({ INTERNAL_SERVICE_KEY: 'k', CLIENT_MIN_RATE_BPS: '-1' })).toThrow(
+      /CLIENT_MIN_RATE_BPS/,
+    );
     expect(loadConfig({ INTERNAL_SERVICE_KEY: 'k', UPSTREAM_ENGINE: 'undici' })).toMatchObject({
       UPSTREAM_ENGINE: 'undici',
     });
