@@ -66,15 +66,21 @@ type HandledSocket = SocketWithMessage & { [kHandled]?: boolean };
 // and the end of the connection (its bytes cannot be framed any further). Node's own answer would be a
 // bare status line with no body. Requests pipelined behind an answer in flight wait for the connection
 // (proxy-core forwards a request once it is the one being answered), so they go nowhere when it closes.
-function clientErrorAnswer(error: NodeJS.ErrnoException): PreviewError {
+// A request line well formed but for a version llhttp does not know (HTTP/1.2, HTTP/3.0). llhttp reports
+// that and a malformed line end (`HTTP/1.1` then a bare LF) with the same code, so the line itself decides.
+const UNKNOWN_VERSION_LINE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+ [^\s]+ HTTP\/(?!1\.[01]\r)\d\.\d\r\n/;
+
+function clientErrorAnswer(error: NodeJS.ErrnoException & { rawPacket?: Buffer }): PreviewError {
   switch (error.code) {
     case 'HPE_HEADER_OVERFLOW':
       return previewErrors.headersTooLarge();
     case 'ERR_HTTP_REQUEST_TIMEOUT':
       return previewErrors.requestTimeout();
-    // A version llhttp does not know (HTTP/1.2, HTTP/3.0): the same answer as one it parses but we refuse.
     case 'HPE_INVALID_VERSION':
-      return previewErrors.httpVersionNotSupported();
+      // The same answer as a version llhttp parses but we refuse (HTTP/2.0, HTTP/0.9; see refusedHead).
+      if (UNKNOWN_VERSION_LINE.test(error.rawPacket?.toString('latin1', 0, 4096) ?? ''))
+        return previewErrors.httpVersionNotSupported();
+      return previewErrors.malformedRequest(error);
     default:
       return previewErrors.malformedRequest(error);
   }
