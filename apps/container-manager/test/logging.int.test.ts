@@ -64,6 +64,7 @@ describe('logs', () => {
     });
     expect(line?.bytesOut).toBeGreaterThan(reply.body.length);
     expect(line?.bytesIn).toBe(0);
+    expect(line?.error).toBeUndefined();
     expect(typeof line?.upstreamConnectMs).toBe('number');
     expect(line?.durationMs).toBeGreaterThan(0);
   });
@@ -75,7 +76,12 @@ describe('logs', () => {
     expect(made.status).toBe(404);
     const id = String(made.headers['x-request-id']);
     expect(id).toMatch(/^[0-9a-f-]{36}$/);
-    expect(await accessLine(id)).toMatchObject({ status: 404, route: '/previews', sessionId: 'nobody-here' });
+    expect(await accessLine(id)).toMatchObject({
+      status: 404,
+      route: '/previews',
+      sessionId: 'nobody-here',
+      error: 'PREVIEW_NOT_REGISTERED',
+    });
     const body = 'x'.repeat(5000);
     const posted = await send(manager.url, `/previews/${box.sessionId}/upload`, { method: 'POST', body });
     expect(await accessLine(String(posted.headers['x-request-id']))).toMatchObject({

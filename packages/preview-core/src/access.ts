@@ -32,7 +32,11 @@ export interface AccessRecord {
   closeCode?: number;
   /** Whether the exchange ended before the response did (client gone, upstream cut). */
   aborted: boolean;
-  /** The contract code of an answer the server made itself (route `server`): 408, 431, 400, 417, 505. */
+  /**
+   * The contract code of an error answered instead of a container's response (`PREVIEW_NOT_REGISTERED`,
+   * `UPSTREAM_CONNECT_FAILED`...), including those the server made itself before any route (route
+   * `server`: 408, 431, 400, 417, 505).
+   */
   error?: string;
 }
 
@@ -84,6 +88,7 @@ function finish(
   if (trace.sessionId !== undefined) record.sessionId = trace.sessionId;
   if (trace.port !== undefined) record.port = trace.port;
   if (trace.closeCode !== undefined) record.closeCode = trace.closeCode;
+  if (trace.error !== undefined) record.error = trace.error;
   if (trace.connectedAt !== undefined && trace.dispatchedAt !== undefined)
     record.upstreamConnectMs = Math.round((trace.connectedAt - trace.dispatchedAt) * 1000) / 1000;
   return record;
@@ -118,7 +123,7 @@ export function traceUpgrade(
   req: IncomingMessage,
   socket: Duplex & { bytesRead?: number; bytesWritten?: number },
   record: AccessRecorder,
-): { noteFailure(status: number): void } {
+): { noteFailure(status: number, code?: string): void } {
   const trace = startTrace(req);
   const url = req.url;
   const readAtStart = socket.bytesRead ?? 0;
@@ -136,8 +141,9 @@ export function traceUpgrade(
     );
   });
   return {
-    noteFailure(status) {
+    noteFailure(status, code) {
       failedWith = status;
+      if (code !== undefined) trace.error = code;
     },
   };
 }

@@ -8,6 +8,7 @@ import {
   toErrorResponse,
   type UnexpectedErrorLogger,
 } from '@sandbox/error-contract';
+import { traceOf } from '@sandbox/proxy-core';
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { REGISTRATION_BODY_LIMIT_BYTES } from './registration.js';
 
@@ -55,6 +56,9 @@ export function sendErrorResponse(
     return;
   }
   const { status, body } = toErrorResponse(toPreviewError(error), logUnexpected);
+  // The access line names the row answered.
+  const trace = traceOf(res.req);
+  if (trace !== undefined) trace.error = body.code;
   const payload = JSON.stringify(body);
   res.writeHead(status, {
     'content-type': 'application/json; charset=utf-8',

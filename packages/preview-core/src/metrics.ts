@@ -132,7 +132,7 @@ export function createPreviewMetrics({
         return;
       }
       requests.inc({ route, method: record.method, status_class: statusClass(record.status) });
-      if (record.error !== undefined) refused.inc({ code: record.error });
+      if (route === 'server' && record.error !== undefined) refused.inc({ code: record.error });
       if (route === 'api' && record.path.startsWith(`${apiPrefix}/sessions/`))
         registrations.inc({ method: record.method, status_class: statusClass(record.status) });
       if (record.sessionId === undefined) return;

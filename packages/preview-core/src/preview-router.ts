@@ -144,7 +144,10 @@ export function createPreviewRouter(
     socket.on('error', () => socket.destroy());
     const traced = onAccess === undefined ? undefined : traceUpgrade(req, socket, onAccess);
     const fail = (error: unknown) => {
-      traced?.noteFailure(isPreviewError(error) ? error.status : 500);
+      traced?.noteFailure(
+        isPreviewError(error) ? error.status : 500,
+        isPreviewError(error) ? error.code : 'INTERNAL',
+      );
       sendUpgradeErrorResponse(socket, error, logUnexpected);
     };
     if (!isWebSocketUpgrade(req)) {

@@ -20,6 +20,8 @@ export interface RequestTrace {
   closeCode?: number;
   /** Body bytes forwarded to the container, counted when the proxy forwards a body. */
   bytesIn?: number;
+  /** The contract code of an error answered instead of a container's response. */
+  error?: string;
 }
 
 const kTrace = Symbol.for('sandbox.preview.trace');
