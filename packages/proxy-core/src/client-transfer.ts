@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { previewErrors } from '@sandbox/error-contract';
 
@@ -136,11 +137,20 @@ export class ClientTransfer {
    */
   cut(): void {
     const { body } = this;
+    const sendStalled = this.sendStalledAt !== 0;
     this.bodyDone();
     this.sendStalledAt = 0;
-    if (body !== null && !body.destroyed && !this.res.headersSent)
+    if (body !== null && !body.destroyed && !this.res.headersSent) {
       body.destroy(previewErrors.requestTimeout());
-    else this.res.destroy();
+      return;
+    }
+    // A client that does not read has the rest of the response queued in the kernel behind its closed
+    // window: a FIN would wait behind it, and the kernel would keep the orphaned socket and its buffers
+    // (about a MiB each under slowhttptest) until the client left. A reset drops them at once, as nginx's
+    // reset_timedout_connection does.
+    const socket = this.res.socket as (Socket & { resetAndDestroy?: () => void }) | null;
+    if (sendStalled && typeof socket?.resetAndDestroy === 'function') socket.resetAndDestroy();
+    this.res.destroy();
   }
 }
 
