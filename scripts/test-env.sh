@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Makes this machine ready for `pnpm test`: a running Docker engine, the fixture images, redis-server (the
 # tests start their own, on free loopback ports) and Chromium (for tests/browser). On Debian as root it
-# installs what is missing (docker.io, busybox-static, redis-server, chromium, wrk) and starts dockerd; elsewhere
-# it says what to do. Idempotent and quick when everything is already there.
+# installs what is missing (docker.io, busybox-static, redis-server, chromium, wrk, slowhttptest) and starts
+# dockerd; elsewhere it says what to do. Idempotent and quick when everything is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 log() { printf '[test-env] %s\n' "$*"; }
@@ -17,6 +17,8 @@ command -v redis-server >/dev/null || missing+=(redis-server)
 command -v unshare >/dev/null || missing+=(util-linux)
 # The load test (tests/load) drives 256 connections with wrk.
 command -v wrk >/dev/null || missing+=(wrk)
+# And the slow-client attacks (tests/load/test/slowhttp.int.test.ts) with slowhttptest.
+command -v slowhttptest >/dev/null || missing+=(slowhttptest)
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
     log "missing: ${missing[*]}; install them (Debian: apt-get install -y ${missing[*]}) and run again"
