@@ -123,7 +123,7 @@ export function traceUpgrade(
   req: IncomingMessage,
   socket: Duplex & { bytesRead?: number; bytesWritten?: number },
   record: AccessRecorder,
-): { noteFailure(status: number, code?: string): void } {
+): { requestId: string; noteFailure(status: number, code?: string): void } {
   const trace = startTrace(req);
   const url = req.url;
   const readAtStart = socket.bytesRead ?? 0;
@@ -141,6 +141,7 @@ export function traceUpgrade(
     );
   });
   return {
+    requestId: trace.requestId,
     noteFailure(status, code) {
       failedWith = status;
       if (code !== undefined) trace.error = code;

@@ -10,7 +10,7 @@ describe('serviceLimits', () => {
       maxSockets: 1024,
       queueTimeoutMs: 5000,
       bodyTimeoutMs: 20_000,
-      sendTimeoutMs: 20_000,
+      sendTimeoutMs: 60_000,
       minTransferRateBps: 500,
       maxStalledPerSession: 256,
       tunnelHalfCloseTimeoutMs: 5000,

@@ -64,7 +64,9 @@ export const sharedEnvShape = {
   // budget of this many ms, spent while the proxy waits on the client and earned back at
   // CLIENT_MIN_RATE_BPS (one second per that many bytes). 408 or a cut connection beyond; 0: no limit.
   CLIENT_BODY_TIMEOUT_MS: count(0, 20_000),
-  CLIENT_SEND_TIMEOUT_MS: count(0, 20_000),
+  // A reader's progress shows only when its socket drains (every third of the kernel's send buffer, up to
+  // 1.3 MiB): nginx's send_timeout default, which leaves a reader of 25 KB/s room.
+  CLIENT_SEND_TIMEOUT_MS: count(0, 60_000),
   CLIENT_MIN_RATE_BPS: count(0, 500),
   // Requests of one session stalled on their client for over a second may hold this many of its places;
   // the longest stalled beyond are cut. 0: no share.

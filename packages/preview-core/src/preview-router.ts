@@ -148,7 +148,7 @@ export function createPreviewRouter(
         isPreviewError(error) ? error.status : 500,
         isPreviewError(error) ? error.code : 'INTERNAL',
       );
-      sendUpgradeErrorResponse(socket, error, logUnexpected);
+      sendUpgradeErrorResponse(socket, error, logUnexpected, traced?.requestId);
     };
     if (!isWebSocketUpgrade(req)) {
       fail(previewErrors.upgradeNotSupported());

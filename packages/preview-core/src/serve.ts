@@ -19,7 +19,8 @@ export interface ServePreviewAppOptions {
   /** Limits on what a client may send; each has a safe default. */
   limits?: ClientLimits;
   /**
-   * Records the answers the server makes itself, before any route (408, 431, 400, 417, 505), as access
+   * Records the answers the server makes itself, before any route (408, 431, 400, 417, 505, and the 404
+   * of a CONNECT), as access
    * lines with route `server` and their code in `error`; each also carries an `X-Request-Id`. Default:
    * none.
    */
@@ -304,8 +305,13 @@ export async function servePreviewApp(
   server.on('connect', (req: IncomingMessage, socket: SocketWithMessage) => {
     socket.on('error', () => socket.destroy());
     const inFlight = socket._httpMessage;
-    if (inFlight) closeAfter(inFlight, socket);
-    else sendUpgradeErrorResponse(socket, previewErrors.routeNotFound('CONNECT', req.url ?? ''));
+    if (inFlight) {
+      closeAfter(inFlight, socket);
+      return;
+    }
+    const answer = previewErrors.routeNotFound('CONNECT', req.url ?? '');
+    if (onAccess === undefined) sendUpgradeErrorResponse(socket, answer);
+    else recordRefusal(req, answer, onAccess, socket);
   });
   // Upgrades arrive on their own event, so a WebSocket can be the very first request of a connection.
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {

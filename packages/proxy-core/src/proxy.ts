@@ -83,7 +83,8 @@ export interface PreviewProxyOptions extends UpstreamAgentOptions {
   maxConnectionsPerSession?: number;
   /**
    * A request that finds every connection to its container in use (`maxSockets`) waits at most this many
-   * ms for one, and never longer than `responseTimeoutMs`; then the 503 `UPSTREAM_BUSY`. Default 5000.
+   * ms for one, and never longer than `responseTimeoutMs`; then the 503 `UPSTREAM_BUSY`. On the undici
+   * engine the wait includes the connect of a new connection. Default 5000.
    */
   queueTimeoutMs?: number;
   /**
@@ -95,7 +96,10 @@ export interface PreviewProxyOptions extends UpstreamAgentOptions {
   bodyTimeoutMs?: number;
   /**
    * The same budget for a response the client does not read (spent while the client's socket does not
-   * take more); when it runs out the client's connection is cut. Default 20000; 0: no limit.
+   * take more); when it runs out the client's connection is reset. The proxy learns of a reader's progress
+   * only when its socket drained, which the kernel signals after the reader took a third of its send
+   * buffer (up to 1.3 MiB of Linux's 4 MiB): the default leaves a reader of 25 KB/s room. Default 60000;
+   * 0: no limit.
    */
   sendTimeoutMs?: number;
   /** Bytes per second that earn a second of either budget back. Default 500; 0: any progress restores it. */
@@ -269,10 +273,9 @@ function upstreamClient(
     responseTimeoutMs > 0 && (queueTimeoutMs === 0 || queueTimeoutMs > responseTimeoutMs)
       ? responseTimeoutMs
       : queueTimeoutMs;
-  // undici says nothing of a request until it is written, its connect included: that wait gets the
-  // connect timeout on top, so that a slow connect still ends in its own 502.
-  const undiciWaitMs = queueWaitMs === 0 ? 0 : queueWaitMs + (connectTimeoutMs ?? 5000);
-  if (dispatcher !== undefined) return undiciUpstream(dispatcher, undiciWaitMs);
+  // undici says nothing of a request until it is written: its wait includes the connect of a new
+  // connection, so a connect slower than the queue timeout ends as the 503 rather than the 502 there.
+  if (dispatcher !== undefined) return undiciUpstream(dispatcher, queueWaitMs);
   const options = {
     ...(connectTimeoutMs === undefined ? {} : { connectTimeoutMs }),
     ...(maxSockets === undefined ? {} : { maxSockets }),
@@ -280,7 +283,7 @@ function upstreamClient(
     responseTimeoutMs,
   };
   if (engine === 'undici' || (engine === undefined && !nativeUpstreamClientAvailable()))
-    return undiciUpstream(createUpstreamDispatcher(options), undiciWaitMs);
+    return undiciUpstream(createUpstreamDispatcher(options), queueWaitMs);
   return createNativeUpstreamClient({ ...options, queueTimeoutMs: queueWaitMs });
 }
 
@@ -296,7 +299,7 @@ export function createPreviewProxy({
   maxConnectionsPerSession,
   queueTimeoutMs = 5000,
   bodyTimeoutMs = 20_000,
-  sendTimeoutMs = 20_000,
+  sendTimeoutMs = 60_000,
   minTransferRateBps = 500,
   maxStalledPerSession = 256,
   tunnelHalfCloseTimeoutMs = 5000,
