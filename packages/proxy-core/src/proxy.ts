@@ -8,9 +8,10 @@ import { createUpstreamAgent, type UpstreamAgentOptions } from './agent.js';
 import { ClientTransferGuard } from './client-transfer.js';
 import { applyForwardedHeaders, type ForwardedContext } from './forwarded-headers.js';
 import { stripRequestHeaders, upstreamRequestHeaders } from './headers.js';
-import { createUpstreamDispatcher, forwardHttp, requestHasBody, undiciUpstream } from './http-forward.js';
+import { createUpstreamDispatcher, forwardHttp, requestHasBody } from './http-forward.js';
 import { type RequestTrace, traceOf } from './trace.js';
 import { createTrustedProxyMatcher } from './trusted-proxies.js';
+import { undiciUpstream } from './undici-upstream.js';
 import {
   createNativeUpstreamClient,
   nativeUpstreamClientAvailable,
