@@ -10,6 +10,7 @@ import {
 } from '@sandbox/error-contract';
 import { traceOf } from '@sandbox/proxy-core';
 import type { ErrorRequestHandler, RequestHandler } from 'express';
+import { errorPage, wantsErrorPage } from './error-page.js';
 import { REGISTRATION_BODY_LIMIT_BYTES } from './registration.js';
 
 // body-parser and the router report bad input as errors with a `type` or a URIError; they are the
@@ -42,8 +43,10 @@ export interface ErrorHandlerOptions {
 }
 
 /**
- * Writes any failure as the contract's JSON on a plain `node:http` response. A response already under way
- * cannot be replaced by an error body: it is cut instead, so the client notices.
+ * Writes any failure as the contract's JSON on a plain `node:http` response; a browser's navigation that
+ * gets a 404, 500 or 502 gets a readable page with the same status instead (for the 502, one that says the
+ * app is starting and reloads itself). A response already under way cannot be replaced by an error body:
+ * it is cut instead, so the client notices.
  */
 export function sendErrorResponse(
   res: ServerResponse,
@@ -59,6 +62,17 @@ export function sendErrorResponse(
   // The access line names the row answered.
   const trace = traceOf(res.req);
   if (trace !== undefined) trace.error = body.code;
+  if (wantsErrorPage(res.req, status)) {
+    const page = errorPage(status, body, trace?.requestId);
+    res.writeHead(status, {
+      'content-type': 'text/html; charset=utf-8',
+      'content-length': Buffer.byteLength(page),
+      // A page that says "starting" must not be what a cache serves once the app runs.
+      'cache-control': 'no-store',
+    });
+    res.end(page);
+    return;
+  }
   const payload = JSON.stringify(body);
   res.writeHead(status, {
     'content-type': 'application/json; charset=utf-8',
