@@ -110,6 +110,21 @@ describe('logs', () => {
     });
   });
 
+  it('logs the status an app answered an upgrade with instead of the 101, and passes it on', async () => {
+    // The fixture refuses any WebSocket version but 13 with its own 426.
+    const reply = await send(manager.url, `/previews/${box.sessionId}/ws`, {
+      headers: {
+        connection: 'Upgrade',
+        upgrade: 'websocket',
+        'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==',
+        'sec-websocket-version': '8',
+        'x-request-id': 'ws-req-426',
+      },
+    });
+    expect(reply.status).toBe(426);
+    expect(await accessLine('ws-req-426')).toMatchObject({ kind: 'websocket', status: 426 });
+  });
+
   it('never logs the internal key, a cookie, a token or an authorization', async () => {
     const secrets = ['SEKRET-cookie-1', 'SEKRET-bearer-2', 'SEKRET-query-3', 'SEKRET-set-cookie-4', TEST_KEY];
     await send(manager.url, `/previews/${box.sessionId}/?token=SEKRET-query-3`, {

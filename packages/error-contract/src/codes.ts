@@ -30,6 +30,7 @@ export const PREVIEW_ERROR_CODES = [
   'UPSTREAM_BUSY',
   'EXPECTATION_FAILED',
   'HTTP_VERSION_NOT_SUPPORTED',
+  'UPGRADE_FAILED',
   'INTERNAL',
 ] as const;
 
@@ -63,6 +64,7 @@ export const ERROR_STATUS = {
   UPSTREAM_BUSY: 503,
   EXPECTATION_FAILED: 417,
   HTTP_VERSION_NOT_SUPPORTED: 505,
+  UPGRADE_FAILED: 502,
   INTERNAL: 500,
 } as const satisfies Record<PreviewErrorCode, number>;
 

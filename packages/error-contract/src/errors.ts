@@ -147,6 +147,16 @@ export const previewErrors = {
   expectationFailed: () => new PreviewError('EXPECTATION_FAILED', 'Only Expect: 100-continue is supported'),
   /** 505: a request line with a protocol version other than HTTP/1.0 or HTTP/1.1. */
   httpVersionNotSupported: () => new PreviewError('HTTP_VERSION_NOT_SUPPORTED', 'HTTP version not supported'),
+  /**
+   * 502: the preview server took the connection of a WebSocket upgrade, then closed it without answering
+   * (a dev server refusing an origin it does not trust does this): not the locked "Failed to connect".
+   */
+  upgradeFailed: (cause?: unknown) =>
+    new PreviewError(
+      'UPGRADE_FAILED',
+      'Preview server closed the connection without answering the WebSocket upgrade',
+      cause === undefined ? {} : { cause },
+    ),
   /** 500: anything unexpected; details go to the logs only. */
   internal: (cause?: unknown) =>
     new PreviewError('INTERNAL', 'Internal server error', cause === undefined ? {} : { cause }),

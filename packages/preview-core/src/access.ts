@@ -133,7 +133,7 @@ export function traceUpgrade(
     record(
       finish(trace, req, url, {
         kind: 'websocket',
-        status: failedWith ?? 101,
+        status: failedWith ?? trace.upgradeStatus ?? 101,
         bytesIn: (socket.bytesRead ?? 0) - readAtStart,
         bytesOut: (socket.bytesWritten ?? 0) - writtenAtStart,
         aborted: false,

@@ -78,6 +78,7 @@ const NOT_ANSWERED_BY_AN_OPERATION: Partial<Record<PreviewErrorCode, string>> = 
   UPSTREAM_BUSY: 'proxy routes only',
   EXPECTATION_FAILED: 'the server, for any request, before any route',
   HTTP_VERSION_NOT_SUPPORTED: 'the server, for any request, before any route',
+  UPGRADE_FAILED: 'proxy routes only, for a WebSocket upgrade',
 };
 
 describe('createInternalApiDocument', () => {

@@ -17,7 +17,7 @@ import {
   nativeUpstreamClientAvailable,
   type UpstreamDispatcher,
 } from './upstream-client.js';
-import { upstreamFailure } from './upstream-errors.js';
+import { isUpstreamTimeout, upstreamFailure } from './upstream-errors.js';
 import { createCloseCodeSniffer } from './websocket-close.js';
 import { bindTunnel, type TunnelLimits } from './websocket-tunnel.js';
 
@@ -144,6 +144,8 @@ interface PendingForward {
   next: ProxyNext;
   /** For upgrades: the container answered (101 or an HTTP response), so the socket carries its bytes. */
   answered?: boolean;
+  /** For upgrades: the connection to the container was established. */
+  connected?: boolean;
 }
 
 const kForward = Symbol('preview.forward');
@@ -167,7 +169,9 @@ function noteCloseCode(trace: RequestTrace, client: Duplex, upstream: Duplex): v
 function onProxyError(error: Error, req: IncomingMessage, socket: ServerResponse | Duplex): void {
   const pending = pendingOf(req);
   if (pending && !pending.answered && !socket.destroyed) {
-    pending.next(upstreamFailure(error));
+    // Connected, then closed without a word: the container refused the upgrade, it was not unreachable.
+    const refused = pending.connected === true && !isUpstreamTimeout(error);
+    pending.next(refused ? previewErrors.upgradeFailed(error) : upstreamFailure(error));
   } else {
     socket.destroy();
   }
@@ -202,7 +206,17 @@ const previewProxyPlugin =
       };
       proxyReq.once('upgrade', answered);
       proxyReq.once('response', answered);
+      proxyReq.once('socket', (upstream: Socket) => {
+        if (!upstream.connecting) pending.connected = true;
+        else upstream.once('connect', () => (pending.connected = true));
+      });
       const trace = traceOf(req);
+      // An HTTP answer instead of the 101 goes to the client as the container wrote it; the access line
+      // says which.
+      if (trace)
+        proxyReq.once('response', (res: IncomingMessage) => {
+          if (res.statusCode !== undefined) trace.upgradeStatus = res.statusCode;
+        });
       // After http-proxy's own handler has piped the two sockets (a 'data' listener attached before would
       // start the flow early, and the pipe would miss the first bytes; its socket set-up would undo an
       // idle timeout set before).

@@ -22,6 +22,8 @@ export interface RequestTrace {
   bytesIn?: number;
   /** The contract code of an error answered instead of a container's response. */
   error?: string;
+  /** The status a container answered a WebSocket upgrade with instead of 101 (passed to the client). */
+  upgradeStatus?: number;
 }
 
 const kTrace = Symbol.for('sandbox.preview.trace');
