@@ -43,6 +43,13 @@ import { eventually, register } from './harness.js';
 import { type ManagerProcess, startManagerProcess } from './manager-process.js';
 
 const ENGINES = ['native', 'undici'] as const;
+/**
+ * What a slow reader asks for: more than the kernel can hold between the proxy and a client that never
+ * reads (the proxy's send buffer grows to tcp_wmem's maximum, the client's receive buffer towards
+ * tcp_rmem's, 4 and up to 32 MiB on hosts seen here), so that the proxy does wait on it. Generated as it
+ * is sent: the container never holds it whole.
+ */
+const READER_BYTES = 64 * 1024 * 1024;
 
 // What the tests allow on top of a documented timeout: the server's periodic checks (about 1 s), and a
 // loaded two-core machine handling hundreds of sockets at once.
@@ -179,10 +186,10 @@ describe.each(ENGINES)('slow clients on one session (UPSTREAM_ENGINE=%s)', (engi
     expect((await probe(manager.url, `${session}/warm-up`)).status).toBe(200);
     await sleep(200);
     const baselineFds = fdCount(manager.pid);
-    // slowhttptest -B -s 8192 (a few bytes every 2 s) and -X on a 4 MiB response, 300 of each.
+    // slowhttptest -B -s 8192 (a few bytes every 2 s) and -X on a large response, 300 of each.
     const uploads = Array.from({ length: 300 }, () => slowBodyClient(port, `${session}/`));
     const readers = Array.from({ length: 300 }, () =>
-      slowReadClient(port, `${session}/__fixture/bytes/4194304`),
+      slowReadClient(port, `${session}/__fixture/bytes/${READER_BYTES}`),
     );
     const attackers: Attacker[] = [...uploads, ...readers];
     let watch: ReturnType<typeof watchServerEnds> | undefined;
@@ -307,7 +314,7 @@ describe.each(ENGINES)('the share of stalled requests (UPSTREAM_ENGINE=%s)', (en
     // Uploads that stop after their first bytes, readers that never read: 16 upstream connections held.
     const uploads = Array.from({ length: 8 }, () => slowBodyClient(port, `${session}/`, { everyMs: 0 }));
     const readers = Array.from({ length: 8 }, () =>
-      slowReadClient(port, `${session}/__fixture/bytes/4194304`),
+      slowReadClient(port, `${session}/__fixture/bytes/${READER_BYTES}`),
     );
     const readersHeld = () =>
       [
