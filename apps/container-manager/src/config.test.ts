@@ -31,6 +31,7 @@ describe('loadConfig', () => {
       UPSTREAM_QUEUE_TIMEOUT_MS: 5000,
       WS_HALF_CLOSE_TIMEOUT_MS: 5000,
       WS_IDLE_TIMEOUT_MS: 0,
+      HOST_ROUTE_LOCALHOST: true,
     });
   });
 

@@ -130,6 +130,7 @@ export async function startContainerManager(
     proxy,
     isAllowedUpstream: limits.isAllowedUpstream,
     ...(config.PREVIEW_DOMAIN === undefined ? {} : { previewDomain: config.PREVIEW_DOMAIN }),
+    hostRouteAsLocalhost: config.HOST_ROUTE_LOCALHOST,
   });
   const served = await servePreviewApp(
     {

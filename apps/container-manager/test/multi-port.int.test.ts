@@ -139,6 +139,60 @@ describe('host routing', () => {
     expect(reply.headers['set-cookie']).toEqual(['a=1; Path=/']);
   });
 
+  it('presents same-origin requests to the app as addressed to localhost:<port>, cross-origin ones as they are', async () => {
+    type Seen = { headers: Record<string, string | undefined> };
+    const seen = async (headers: Record<string, string>) =>
+      (await send(manager.url, '/', { headers: { host: host(3000, ':8443'), ...headers } })).json<Seen>()
+        .headers;
+    // No Origin (a navigation, a plain GET): the app's own name, the public one in X-Forwarded-Host.
+    expect(await seen({})).toMatchObject({ host: 'localhost:3000', 'x-forwarded-host': host(3000, ':8443') });
+    expect((await seen({})).origin).toBeUndefined();
+    // The page's own origin, either scheme: so is its Origin.
+    for (const scheme of ['http', 'https'])
+      expect(await seen({ origin: `${scheme}://${host(3000, ':8443').toUpperCase()}` })).toMatchObject({
+        host: 'localhost:3000',
+        origin: 'http://localhost:3000',
+      });
+    // Another origin (another preview, another site, a sandboxed frame): untouched, for the app to judge.
+    for (const origin of [`http://${host(4000, ':8443')}`, 'http://evil.example', 'null'])
+      expect(await seen({ origin })).toMatchObject({ host: host(3000, ':8443'), origin });
+  });
+
+  it("turns an absolute Location to the app's localhost origin into the client's", async () => {
+    const location = async (value: string) =>
+      (
+        await send(
+          manager.url,
+          `/__fixture/respond?status=302&header=Location:${encodeURIComponent(value)}`,
+          {
+            headers: { host: host(3000, ':8443') },
+          },
+        )
+      ).headers.location;
+    expect(await location('http://localhost:3000/next?a=1')).toBe(`//${host(3000, ':8443')}/next?a=1`);
+    expect(await location('http://localhost:3000')).toBe(`//${host(3000, ':8443')}`);
+    // Not the app's origin: as written.
+    expect(await location('http://localhost:30001/x')).toBe('http://localhost:30001/x');
+    expect(await location('http://localhost:4000/x')).toBe('http://localhost:4000/x');
+    expect(await location('https://example.com/x')).toBe('https://example.com/x');
+  });
+
+  it('passes Host and Origin as the client sent them with HOST_ROUTE_LOCALHOST=false', async () => {
+    const plain = await startManager({ PREVIEW_DOMAIN: DOMAIN, HOST_ROUTE_LOCALHOST: 'false' });
+    try {
+      await register(plain.url, box.sessionId, { port: 3000 });
+      const echo = await send(plain.url, '/', {
+        headers: { host: host(3000), origin: `http://${host(3000)}` },
+      });
+      expect(echo.json<{ headers: Record<string, string> }>().headers).toMatchObject({
+        host: host(3000),
+        origin: `http://${host(3000)}`,
+      });
+    } finally {
+      await plain.close();
+    }
+  });
+
   it('answers an unregistered port with the 404 of the contract', async () => {
     const reply = await send(manager.url, '/', { headers: { host: host(5000) } });
     expect(reply.status).toBe(404);

@@ -463,8 +463,10 @@ function echoProblem(request: RawRequest, echo: Echo): string | undefined {
   if (headers['x-forwarded-proto'] !== 'http') return `X-Forwarded-Proto ${headers['x-forwarded-proto']}`;
   if (headers['x-forwarded-host'] !== (host === '' ? undefined : host))
     return `X-Forwarded-Host ${JSON.stringify(headers['x-forwarded-host'])}, the client's Host is ${JSON.stringify(host)}`;
-  // With no Host at all (HTTP/1.0) the container gets its own address: HTTP/1.1 upstream needs one.
-  const expectedHost = host ?? `${container.ip}:${expectedPort}`;
+  // With no Host at all (HTTP/1.0) the container gets its own address: HTTP/1.1 upstream needs one. A host
+  // route presents its requests (none of them carries an Origin) to the app as addressed to localhost.
+  const expectedHost =
+    byHost !== undefined ? `localhost:${expectedPort}` : (host ?? `${container.ip}:${expectedPort}`);
   if (headers.host !== expectedHost)
     return `Host ${JSON.stringify(headers.host)} instead of ${JSON.stringify(expectedHost)}`;
   const named = connectionTokens(request);

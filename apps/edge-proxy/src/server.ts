@@ -69,6 +69,7 @@ export async function startEdgeProxy(
     isAllowedUpstream: limits.isAllowedUpstream,
     internalProxy: false,
     ...(config.PREVIEW_DOMAIN === undefined ? {} : { previewDomain: config.PREVIEW_DOMAIN }),
+    hostRouteAsLocalhost: config.HOST_ROUTE_LOCALHOST,
   });
   const served = await servePreviewApp(
     {

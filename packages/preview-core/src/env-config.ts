@@ -83,6 +83,12 @@ export const sharedEnvShape = {
     .enum(['true', 'false'], { error: 'must be true or false' })
     .default('true')
     .transform((value) => value === 'true'),
+  // Host routes present same-origin requests to the app as addressed to localhost:<port>, so dev servers
+  // (which trust only localhost) work on any preview domain; false: Host and Origin as PRESERVE_HOST says.
+  HOST_ROUTE_LOCALHOST: z
+    .enum(['true', 'false'], { error: 'must be true or false' })
+    .default('true')
+    .transform((value) => value === 'true'),
   PREVIEW_DOMAIN: z
     .string()
     .transform((value) =>

@@ -57,6 +57,13 @@ export interface HostRouteOptions {
   domain: string;
   targets: PreviewTargetResolver;
   proxy: PreviewProxy;
+  /**
+   * Present same-origin requests to the app as addressed to `localhost:<port>` (see proxy-core's
+   * `ForwardRequest.asLocalhost`), so that dev servers, which trust only localhost by default, serve a
+   * preview on any domain with no configuration. Default true; false passes `Host` and `Origin` as
+   * `preserveHost` says.
+   */
+  asLocalhost?: boolean;
 }
 
 type Next = (error?: unknown) => void;
@@ -83,7 +90,12 @@ export function createHostRoute(options: HostRouteOptions) {
 }
 
 /** {@link createHostRoute} as a {@link ProxyRouteHandler}. */
-export function createHostRouteHandler({ domain, targets, proxy }: HostRouteOptions): ProxyRouteHandler {
+export function createHostRouteHandler({
+  domain,
+  targets,
+  proxy,
+  asLocalhost = true,
+}: HostRouteOptions): ProxyRouteHandler {
   const normalized = normalizePreviewDomain(domain);
   return (req, res, next) => {
     const match = matchPreviewHost(req.headers.host, normalized);
@@ -102,7 +114,12 @@ export function createHostRouteHandler({ domain, targets, proxy }: HostRouteOpti
       .resolvePort(match.sessionId, match.port)
       .then(
         (target) =>
-          proxy.forward(req, res, { target, forwardPath, prefix: '', sessionId: match.sessionId }, next),
+          proxy.forward(
+            req,
+            res,
+            { target, forwardPath, prefix: '', sessionId: match.sessionId, asLocalhost },
+            next,
+          ),
         next,
       );
     return true;
@@ -110,7 +127,7 @@ export function createHostRouteHandler({ domain, targets, proxy }: HostRouteOpti
 }
 
 /** The WebSocket twin of {@link createHostRoute}; returns false when the Host is not a preview host. */
-export function createHostUpgradeRoute({ domain, targets, proxy }: HostRouteOptions) {
+export function createHostUpgradeRoute({ domain, targets, proxy, asLocalhost = true }: HostRouteOptions) {
   const normalized = normalizePreviewDomain(domain);
   return (req: IncomingMessage, socket: Duplex, head: Buffer, fail: Next): boolean => {
     const match = matchPreviewHost(req.headers.host, normalized);
@@ -133,7 +150,7 @@ export function createHostUpgradeRoute({ domain, targets, proxy }: HostRouteOpti
             req,
             socket,
             head,
-            { target, forwardPath, prefix: '', sessionId: match.sessionId },
+            { target, forwardPath, prefix: '', sessionId: match.sessionId, asLocalhost },
             fail,
           ),
         fail,

@@ -45,6 +45,12 @@ export interface PreviewRouterOptions {
    * WebSockets included. Checked before the path routes. Default: no host routing.
    */
   previewDomain?: string;
+  /**
+   * Host routes present same-origin requests to the app as addressed to `localhost:<port>` (`Host`,
+   * `Origin`), so dev servers work on any preview domain with no configuration. Default true; false
+   * passes them as `preserveHost` says.
+   */
+  hostRouteAsLocalhost?: boolean;
   /** Route prefixes, without trailing slash. */
   prefixes?: Partial<typeof DEFAULT_PREFIXES>;
   /**
@@ -102,6 +108,7 @@ export function createPreviewRouter(
     previewDomain,
     onAccess,
     isAllowedUpstream,
+    hostRouteAsLocalhost = true,
   } = options;
   const prefixes = { ...DEFAULT_PREFIXES, ...options.prefixes };
   const targets = createPreviewTargetResolver({
@@ -115,7 +122,16 @@ export function createPreviewRouter(
   if (internalProxy) proxied.push(prefixes.internal);
 
   const hostRoute =
-    previewDomain === undefined ? [] : [createHostRouteHandler({ domain: previewDomain, targets, proxy })];
+    previewDomain === undefined
+      ? []
+      : [
+          createHostRouteHandler({
+            domain: previewDomain,
+            targets,
+            proxy,
+            asLocalhost: hostRouteAsLocalhost,
+          }),
+        ];
   const proxyRoutes = [
     ...hostRoute,
     ...proxied.map((prefix) => createProxyRouteHandler({ prefix, targets, proxy })),
@@ -136,7 +152,14 @@ export function createPreviewRouter(
   const upgradeRoutes = [
     ...(previewDomain === undefined
       ? []
-      : [createHostUpgradeRoute({ domain: previewDomain, targets, proxy })]),
+      : [
+          createHostUpgradeRoute({
+            domain: previewDomain,
+            targets,
+            proxy,
+            asLocalhost: hostRouteAsLocalhost,
+          }),
+        ]),
     ...proxied.map((prefix) => createUpgradeRoute({ prefix, targets, proxy })),
   ];
   const handleUpgrade: PreviewUpgradeHandler = (req, socket, head) => {

@@ -15,6 +15,12 @@ export interface ForwardedContext {
   target?: { host: string; port: number };
   /** `true`: `Host` as the client sent it; `false`: the target's `ip:port`. */
   preserveHost: boolean;
+  /**
+   * The app's own name for itself (`localhost:3000`): sent as `Host` whatever `preserveHost` says, with a
+   * client's `Origin` replaced by `http://` and it. For a same-origin request of a host route only (see
+   * `ForwardRequest.asLocalhost`).
+   */
+  appHost?: string | undefined;
 }
 
 const FORWARDED_PREFIX = 'x-forwarded-';
@@ -79,6 +85,23 @@ function setOrDelete(headers: IncomingHttpHeaders, name: string, value: string |
   else headers[name] = value;
 }
 
+/**
+ * Whether a request comes from a page of the origin it is addressed to, as far as its fields tell (pure):
+ * no `Origin` (a navigation, a plain GET, a client that is not a browser) or an `Origin` whose host and
+ * port are the request's `Host`. `Origin: null` (a sandboxed frame, a file) and any other origin are not.
+ */
+export function isSameOriginRequest(headers: IncomingHttpHeaders): boolean {
+  const origin = headers.origin;
+  if (origin === undefined) return true;
+  const host = headers.host;
+  if (host === undefined) return false;
+  const schemeEnd = origin.indexOf('://');
+  if (schemeEnd === -1) return false;
+  const scheme = origin.slice(0, schemeEnd).toLowerCase();
+  if (scheme !== 'http' && scheme !== 'https') return false;
+  return origin.slice(schemeEnd + 3).toLowerCase() === host.toLowerCase();
+}
+
 /** The values this hop sends in the forwarding fields; `undefined` ones are not sent. */
 export interface ForwardedFields {
   'x-forwarded-for': string | undefined;
@@ -89,6 +112,8 @@ export interface ForwardedFields {
   forwarded: string | undefined;
   /** The `Host` to send instead of the client's, when it is not preserved. */
   host: string | undefined;
+  /** The `Origin` to send instead of the client's (when it sent one). */
+  origin: string | undefined;
 }
 
 /** The names of {@link ForwardedFields} other than `host`, in the order they are sent. */
@@ -111,7 +136,7 @@ export function isForwardingField(lower: string): boolean {
  * `Host`, `X-Forwarded-For` (appended), `-Host`, `-Proto`, `-Port`, `-Prefix`, and `Forwarded`.
  */
 export function forwardedFields(headers: IncomingHttpHeaders, context: ForwardedContext): ForwardedFields {
-  const { remoteAddress, encrypted, prefix, trusted, target, preserveHost } = context;
+  const { remoteAddress, encrypted, prefix, trusted, target, preserveHost, appHost } = context;
   if (!preserveHost && !target) {
     throw new TypeError('forwarded headers: preserveHost is false but no target was given');
   }
@@ -158,7 +183,8 @@ export function forwardedFields(headers: IncomingHttpHeaders, context: Forwarded
       incomingForwarded === undefined
         ? undefined
         : `${incomingForwarded}, ${forwardedElement(peer, clientHost, hopProto)}`,
-    host: !preserveHost && target ? authority(target.host, target.port) : undefined,
+    host: appHost ?? (!preserveHost && target ? authority(target.host, target.port) : undefined),
+    origin: appHost !== undefined && headers.origin !== undefined ? `http://${appHost}` : undefined,
   };
 }
 
@@ -177,6 +203,7 @@ export function applyForwardedHeaders(headers: IncomingHttpHeaders, context: For
   }
   for (const name of FORWARDED_FIELD_NAMES) setOrDelete(headers, name, fields[name]);
   if (fields.host !== undefined) headers.host = fields.host;
+  if (fields.origin !== undefined) headers.origin = fields.origin;
 }
 
 // Tolerates the empty elements (`a,,b`, a trailing comma) that sloppy proxies and repeated fields produce.

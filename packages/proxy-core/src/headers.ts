@@ -81,6 +81,7 @@ export function upstreamRequestHeaders(headers: IncomingHttpHeaders, context: Fo
     // Ours replace the client's; from an untrusted peer none of the family is kept.
     if (trusted ? COMPUTED_FORWARDING_FIELDS.has(name) : isForwardingFieldName(name)) continue;
     if (name === 'host' && fields.host !== undefined) out.push(name, fields.host);
+    else if (name === 'origin' && fields.origin !== undefined) out.push(name, fields.origin);
     // Only Set-Cookie is ever a list in Node's object; undici sends each element as a field of its own.
     else out.push(name, value as string);
   }

@@ -65,6 +65,8 @@ export interface HttpForward {
   /** The session whose place this request holds, given back to `release` when the response closes. */
   sessionId?: string | undefined;
   release?: ((sessionId: string) => void) | undefined;
+  /** The app's idea of its own origin and the client's (`//host`): see `ForwardRequest.asLocalhost`. */
+  appOrigin?: AppOrigin | undefined;
   /** Watches the client's side of the transfer (slow uploads, slow readers); none when absent. */
   transfers?: ClientTransferGuard | undefined;
   /** The session the transfer's stalls count against (whether or not its places are counted). */
@@ -102,7 +104,11 @@ for (const name of [...HOP_BY_HOP_RESPONSE, 'location', 'set-cookie'])
  * in the container's order and spelling (the form `writeHead` takes without copying): hop-by-hop fields and
  * those its `Connection` names dropped, `Location` and `Set-Cookie` kept under the route prefix.
  */
-export function forwardableResponseHeaders(raw: ReadonlyArray<Buffer | string>, prefix: string): string[] {
+export function forwardableResponseHeaders(
+  raw: ReadonlyArray<Buffer | string>,
+  prefix: string,
+  appOrigin?: AppOrigin,
+): string[] {
   const out: string[] = [];
   let connection: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
@@ -116,7 +122,8 @@ export function forwardableResponseHeaders(raw: ReadonlyArray<Buffer | string>, 
         if (lower === 'connection') connection = connection === undefined ? value : `${connection},${value}`;
         continue;
       }
-      if (lower === 'location') value = rewriteLocation(value, prefix);
+      if (lower === 'location')
+        value = rewriteLocation(appOrigin === undefined ? value : toClientOrigin(value, appOrigin), prefix);
       else if (lower === 'set-cookie') value = scopeSetCookiePath(value, prefix);
     }
     out.push(name, value);
@@ -137,6 +144,20 @@ export function forwardableResponseHeaders(raw: ReadonlyArray<Buffer | string>, 
     if (!named.includes(name.toLowerCase())) kept.push(name, out[i + 1] as string);
   }
   return kept;
+}
+
+/** The origin an app was presented with (`http://localhost:3000`), and the client's (`//host:port`). */
+export interface AppOrigin {
+  app: string;
+  client: string;
+}
+
+/** A `Location` into the app's own origin, into the client's: the rest of it kept as written. */
+export function toClientOrigin(location: string, { app, client }: AppOrigin): string {
+  if (location.length < app.length || location.slice(0, app.length).toLowerCase() !== app) return location;
+  const next = location.charAt(app.length);
+  if (next !== '' && next !== '/' && next !== '?' && next !== '#') return location;
+  return client + location.slice(app.length);
 }
 
 function hasField(headers: readonly string[], lower: string): boolean {
@@ -186,7 +207,7 @@ class ForwardHandler implements UpstreamHandler {
     // the final head follows, and only it is the client's response.
     if (statusCode < 200) return true;
     this.resumeUpstream = resume;
-    const headers = forwardableResponseHeaders(rawHeaders, this.forward.prefix);
+    const headers = forwardableResponseHeaders(rawHeaders, this.forward.prefix, this.forward.appOrigin);
     // The request id goes back to the client in the same head (a setHeader here would send Node down its
     // slow merge path for every response); the container's own X-Request-Id wins.
     const requestId = traceOf(this.req)?.requestId;

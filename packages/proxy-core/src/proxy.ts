@@ -6,7 +6,7 @@ import { createProxyMiddleware, type Plugin } from 'http-proxy-middleware';
 import type { Dispatcher } from 'undici';
 import { createUpstreamAgent, type UpstreamAgentOptions } from './agent.js';
 import { ClientTransferGuard } from './client-transfer.js';
-import { applyForwardedHeaders, type ForwardedContext } from './forwarded-headers.js';
+import { applyForwardedHeaders, type ForwardedContext, isSameOriginRequest } from './forwarded-headers.js';
 import { stripRequestHeaders, upstreamRequestHeaders } from './headers.js';
 import { createUpstreamDispatcher, forwardHttp, requestHasBody } from './http-forward.js';
 import { type RequestTrace, traceOf } from './trace.js';
@@ -36,6 +36,14 @@ export interface ForwardRequest {
   prefix: string;
   /** The session it belongs to, counted against `maxConnectionsPerSession`; uncounted when absent. */
   sessionId?: string;
+  /**
+   * Present a same-origin request (no `Origin`, or one naming the request's own `Host`) to the app as
+   * addressed to `localhost:<port>` (`Host` and `Origin`), and turn an absolute `Location` back to
+   * `http://localhost:<port>` into the client's origin. Dev servers trust only localhost by default (their
+   * DNS-rebinding and cross-origin checks); a cross-origin request reaches them unchanged, to be refused
+   * as it would be directly. For host routes, where each preview has an origin of its own.
+   */
+  asLocalhost?: boolean;
 }
 
 /** Receives a failure the proxy could not answer itself: a `PreviewError` (the 502) or an unexpected error. */
@@ -357,7 +365,10 @@ export function createPreviewProxy({
     ],
   });
 
-  const forwardedContext = (req: IncomingMessage, { target, prefix }: ForwardRequest): ForwardedContext => {
+  const forwardedContext = (
+    req: IncomingMessage,
+    { target, prefix, asLocalhost }: ForwardRequest,
+  ): ForwardedContext => {
     const { remoteAddress } = req.socket;
     return {
       remoteAddress,
@@ -366,6 +377,8 @@ export function createPreviewProxy({
       trusted: isTrustedProxy(remoteAddress),
       target,
       preserveHost,
+      appHost:
+        asLocalhost === true && isSameOriginRequest(req.headers) ? `localhost:${target.port}` : undefined,
     };
   };
 
@@ -400,10 +413,16 @@ export function createPreviewProxy({
       if (!req.complete) res.shouldKeepAlive = false;
       return;
     }
+    const context = forwardedContext(req, request);
     forwardHttp(http, req, res, {
       origin: originOf(request.target),
       forwardPath: request.forwardPath,
-      headers: upstreamRequestHeaders(req.headers, forwardedContext(req, request)),
+      headers: upstreamRequestHeaders(req.headers, context),
+      // What the app believes its origin is, turned back into the client's in a Location it writes.
+      appOrigin:
+        context.appHost === undefined || req.headers.host === undefined
+          ? undefined
+          : { app: `http://${context.appHost}`, client: `//${req.headers.host}` },
       prefix: request.prefix,
       next,
       maxBodyBytes,

@@ -49,8 +49,11 @@ export interface HeadlessChromium {
   close(): Promise<void>;
 }
 
-/** Launches Debian's chromium headless on a fresh --user-data-dir; throws (never skips) when it is missing. */
-export async function launchChromium(): Promise<HeadlessChromium> {
+/**
+ * Launches Debian's chromium headless on a fresh --user-data-dir, with `extraArgs` after the usual flags
+ * (`--host-resolver-rules=...`, say); throws (never skips) when it is missing.
+ */
+export async function launchChromium(extraArgs: readonly string[] = []): Promise<HeadlessChromium> {
   if (!existsSync(CHROMIUM_PATH)) {
     throw new Error(
       `Chromium not found at ${CHROMIUM_PATH}. These tests need Debian's chromium: run bash scripts/test-env.sh ` +
@@ -65,7 +68,7 @@ export async function launchChromium(): Promise<HeadlessChromium> {
     context = await chromium.launchPersistentContext(userDataDir, {
       executablePath: CHROMIUM_PATH,
       headless: true,
-      args: CHROMIUM_FLAGS,
+      args: [...CHROMIUM_FLAGS, ...extraArgs],
       timeout: 60_000,
     });
   } catch (error) {
@@ -88,8 +91,8 @@ export async function launchChromium(): Promise<HeadlessChromium> {
  * Starts launchChromium() without waiting; tests await the result. A missing Chromium so fails every test,
  * saying why, where a throwing beforeAll would leave them counted as skipped.
  */
-export function launchChromiumForTests(): Promise<HeadlessChromium> {
-  const launching = launchChromium();
+export function launchChromiumForTests(extraArgs: readonly string[] = []): Promise<HeadlessChromium> {
+  const launching = launchChromium(extraArgs);
   // Handled here so that it is not an unhandled rejection; each test awaiting it still sees the error.
   launching.catch(() => {});
   return launching;
