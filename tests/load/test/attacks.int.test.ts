@@ -1,5 +1,8 @@
 // What outside attack tools did to the proxy, reproduced against real containers with the real
-// entry point in its own process (its fds are its own), and the behaviour that now holds.
+// entry point in its own process (its fds are its own), and the behaviour that now holds. In the load-test
+// package, which runs after the other suites and one file at a time: 300 slow readers make the proxy copy
+// about a gigabyte into socket buffers in their first seconds, and a CI run that put another package's
+// tests beside it saw every request wait for that, to whichever session.
 // 1. Slow uploads and slow readers (slowhttptest -B / -X) cannot make a session unreachable: a normal
 //    request is answered during the attack, the attackers are cut within CLIENT_BODY_TIMEOUT_MS /
 //    CLIENT_SEND_TIMEOUT_MS while clients that keep CLIENT_MIN_RATE_BPS are not, stalled requests hold at
@@ -19,6 +22,11 @@ import {
   tcpSocketsTowards,
 } from '@sandbox/test-fixtures';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventually, register } from '../../../apps/container-manager/test/harness.js';
+import {
+  type ManagerProcess,
+  startManagerProcess,
+} from '../../../apps/container-manager/test/manager-process.js';
 import {
   type Attacker,
   drainSlowReader,
@@ -38,9 +46,7 @@ import {
   steadyReader,
   TCP_ESTABLISHED,
   watchServerEnds,
-} from './attacks-support.js';
-import { eventually, register } from './harness.js';
-import { type ManagerProcess, startManagerProcess } from './manager-process.js';
+} from '../attacks-support.js';
 
 const ENGINES = ['native', 'undici'] as const;
 /**
