@@ -1,10 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
-import { createServer, type IncomingMessage, type Server, ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { type PreviewError, previewErrors } from '@sandbox/error-contract';
-import { type AccessRecorder, refusalRecord, requestIdOf, requestLineOf } from './access.js';
+import { traceOf } from '@sandbox/proxy-core';
+import {
+  type AccessRecorder,
+  refusalRecord,
+  requestIdOf,
+  requestLineOf,
+  traceHttpRequest,
+} from './access.js';
 import { ConfigError } from './env-config.js';
 import { sendErrorResponse, sendUpgradeErrorResponse } from './http-errors.js';
 import type { Logger } from './logger.js';
@@ -181,36 +188,29 @@ function hostFieldCount(raw: readonly string[]): number {
 const kRefused = Symbol('preview.refusedConnection');
 type MarkedSocket = Duplex & { [kRefused]?: boolean };
 
-// The access line of a parsed request refused before any route. On a response, recorded when it closes
-// (with its id in its head); on an upgrade's socket, answered here and recorded at once.
-function recordRefusal(
+// A parsed request refused before any route, on a socket the server handed over (an upgrade, a CONNECT):
+// answered here, with a request id, and recorded at once.
+function answerRefusedOnSocket(
   req: IncomingMessage,
   refused: PreviewError,
   onAccess: AccessRecorder,
-  to: ServerResponse | Duplex,
+  socket: Duplex,
 ): void {
   const startedAt = performance.now();
   const requestId = requestIdOf(req);
-  const fields = {
-    requestId,
-    method: req.method ?? '-',
-    path: req.url ?? '-',
-    status: refused.status,
-    error: refused.code,
-    bytesIn: 0,
-    startedAt,
-  };
-  if (to instanceof ServerResponse) {
-    const res = to;
-    res.setHeader('x-request-id', requestId);
-    const writtenAtStart = req.socket.bytesWritten;
-    res.once('close', () =>
-      onAccess(refusalRecord({ ...fields, bytesOut: req.socket.bytesWritten - writtenAtStart })),
-    );
-    return;
-  }
-  const bytesOut = sendUpgradeErrorResponse(to, refused, undefined, requestId);
-  onAccess(refusalRecord({ ...fields, bytesOut }));
+  const bytesOut = sendUpgradeErrorResponse(socket, refused, undefined, requestId);
+  onAccess(
+    refusalRecord({
+      requestId,
+      method: req.method ?? '-',
+      path: req.url ?? '-',
+      status: refused.status,
+      error: refused.code,
+      bytesIn: 0,
+      bytesOut,
+      startedAt,
+    }),
+  );
 }
 
 /** A listening preview server. */
@@ -279,7 +279,13 @@ export async function servePreviewApp(
   function refuse(req: IncomingMessage, res: ServerResponse, refused: PreviewError): void {
     (req.socket as MarkedSocket)[kRefused] = true;
     res.shouldKeepAlive = false;
-    if (onAccess !== undefined) recordRefusal(req, refused, onAccess, res);
+    // Traced as any request (its id in the head, its line when the response closes), under route `server`;
+    // sendErrorResponse notes the code.
+    if (onAccess !== undefined) {
+      res.setHeader('x-request-id', traceHttpRequest(req, res, onAccess));
+      const trace = traceOf(req);
+      if (trace !== undefined) trace.route = 'server';
+    }
     sendErrorResponse(res, refused);
   }
   server.maxHeadersCount = maxHeaderCount + 1;
@@ -311,7 +317,7 @@ export async function servePreviewApp(
     }
     const answer = previewErrors.routeNotFound('CONNECT', req.url ?? '');
     if (onAccess === undefined) sendUpgradeErrorResponse(socket, answer);
-    else recordRefusal(req, answer, onAccess, socket);
+    else answerRefusedOnSocket(req, answer, onAccess, socket);
   });
   // Upgrades arrive on their own event, so a WebSocket can be the very first request of a connection.
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -319,7 +325,7 @@ export async function servePreviewApp(
     const refused = refusedHead(req, maxHeaderCount);
     if (refused === undefined) app.handleUpgrade(req, socket, head);
     else if (onAccess === undefined) sendUpgradeErrorResponse(socket, refused);
-    else recordRefusal(req, refused, onAccess, socket);
+    else answerRefusedOnSocket(req, refused, onAccess, socket);
   });
   // Node's closeAllConnections() does not see upgraded sockets; keep them to cut at the deadline.
   const tunnels = new Set<Duplex>();

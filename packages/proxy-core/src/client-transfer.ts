@@ -26,8 +26,8 @@ export interface ClientTransferLimits {
   maxStalledPerSession: number;
 }
 
-/** How long a transfer must wait on its client before it counts as stalled for the session's share. */
-export const STALL_GRACE_MS = 1000;
+// How long a transfer must wait on its client before it counts as stalled for the session's share.
+const STALL_GRACE_MS = 1000;
 // Budgets are spent in steps of this: a cut comes at most this late.
 const TICK_MS = 250;
 
@@ -45,7 +45,6 @@ export class ClientTransfer {
   private sendSpentAt = 0;
   /** Bytes waiting in the response's buffers when it began to wait: what a drain moved. */
   private sendPending = 0;
-  closed = false;
 
   constructor(
     readonly req: IncomingMessage,
@@ -180,7 +179,6 @@ export class ClientTransferGuard {
 
   /** Stops watching a request (its response closed). */
   release(transfer: ClientTransfer): void {
-    transfer.closed = true;
     this.transfers.delete(transfer);
     if (this.transfers.size === 0) {
       clearInterval(this.timer);
@@ -193,11 +191,6 @@ export class ClientTransferGuard {
     const { minRateBps } = this.limits;
     if (minRateBps === 0) return capMs;
     return Math.min(capMs, budgetMs + (bytes * 1000) / minRateBps);
-  }
-
-  /** Number of requests watched now. */
-  get size(): number {
-    return this.transfers.size;
   }
 
   private sweep(): void {

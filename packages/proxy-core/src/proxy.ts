@@ -15,6 +15,7 @@ import { undiciUpstream } from './undici-upstream.js';
 import {
   createNativeUpstreamClient,
   nativeUpstreamClientAvailable,
+  queueWaitLimit,
   type UpstreamDispatcher,
 } from './upstream-client.js';
 import { isUpstreamTimeout, upstreamFailure } from './upstream-errors.js';
@@ -291,11 +292,7 @@ function upstreamClient(
     queueTimeoutMs,
   }: UpstreamAgentOptions & { responseTimeoutMs: number; queueTimeoutMs: number },
 ): UpstreamDispatcher {
-  // A wait for a connection is part of the wait for the response: never longer than the proxy timeout.
-  const queueWaitMs =
-    responseTimeoutMs > 0 && (queueTimeoutMs === 0 || queueTimeoutMs > responseTimeoutMs)
-      ? responseTimeoutMs
-      : queueTimeoutMs;
+  const queueWaitMs = queueWaitLimit(queueTimeoutMs, responseTimeoutMs);
   // undici says nothing of a request until it is written: its wait includes the connect of a new
   // connection, so a connect slower than the queue timeout ends as the 503 rather than the 502 there.
   if (dispatcher !== undefined) return undiciUpstream(dispatcher, queueWaitMs);

@@ -147,6 +147,17 @@ export function nativeUpstreamClientAvailable(): boolean {
   return nativeParserClass() !== undefined;
 }
 
+/**
+ * How long a request may wait for a free connection: `queueTimeoutMs`, but never longer than the response
+ * timeout, since the wait for a connection is part of the wait for the response (0 for either: no limit
+ * of its own).
+ */
+export function queueWaitLimit(queueTimeoutMs: number, responseTimeoutMs: number): number {
+  return responseTimeoutMs > 0 && (queueTimeoutMs === 0 || queueTimeoutMs > responseTimeoutMs)
+    ? responseTimeoutMs
+    : queueTimeoutMs;
+}
+
 function codedError(message: string, code: string): Error {
   return Object.assign(new Error(message), { code });
 }
@@ -489,11 +500,7 @@ class NativeClient implements NativeUpstreamClient {
     this.maxSockets = maxSockets;
     this.idleTimeoutMs = idleTimeoutMs;
     this.responseTimeoutMs = responseTimeoutMs;
-    // A wait for a connection is part of the wait for the response: never longer than the proxy timeout.
-    this.queueTimeoutMs =
-      responseTimeoutMs > 0 && (queueTimeoutMs === 0 || queueTimeoutMs > responseTimeoutMs)
-        ? responseTimeoutMs
-        : queueTimeoutMs;
+    this.queueTimeoutMs = queueWaitLimit(queueTimeoutMs, responseTimeoutMs);
     // One timer for every deadline, rather than one per request: idle connections close within a quarter
     // of their timeout after it (4-5 s by default, still below Node's 5 s server keep-alive), a response
     // or queue timeout fires within a quarter of itself.
