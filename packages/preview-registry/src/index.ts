@@ -3,8 +3,15 @@ export { ReadOnlyRegistryError } from './redis-state-reader.js';
 export {
   createInMemoryRegistry,
   type InMemoryRegistryOptions,
+  type KeptPrefixPort,
+  keepsPrefixIn,
   type PreviewRegistration,
   type PreviewRegistry,
+  portOf,
+  type RegisterOptions,
+  type StoredPort,
+  storedPort,
+  withoutPort,
   withPortRegistered,
 } from './registry.js';
 export {

@@ -8,6 +8,9 @@ describe('parseStoredEntry', () => {
       value: [3000, 4000],
     });
     expect(
+      parseStoredEntry('registration', '{"seq":3,"value":[3000,{"port":5173,"stripPrefix":false}]}'),
+    ).toEqual({ seq: 3, value: [3000, { port: 5173, stripPrefix: false }] });
+    expect(
       parseStoredEntry('container', '{"seq":4,"value":{"state":"running","ip":"10.0.0.2","network":"n"}}'),
     ).toEqual({ seq: 4, value: { state: 'running', ip: '10.0.0.2', network: 'n' } });
     expect(parseStoredEntry('engine', '{"seq":5,"value":{"connected":false,"reason":"down"}}')).toEqual({
@@ -23,6 +26,10 @@ describe('parseStoredEntry', () => {
     ['registration', '{"seq":1,"value":["3000"]}'],
     ['registration', '{"seq":-1,"value":[3000]}'],
     ['registration', '{"value":[3000]}'],
+    // Only the exception is spelled out: a bare number is how a port that strips its prefix is stored.
+    ['registration', '{"seq":1,"value":[{"port":3000,"stripPrefix":true}]}'],
+    ['registration', '{"seq":1,"value":[{"port":3000}]}'],
+    ['registration', '{"seq":1,"value":[{"port":"3000","stripPrefix":false}]}'],
     ['container', '{"seq":1,"value":{"state":"running"}}'],
     ['container', '{"seq":1,"value":{"state":"exploded"}}'],
     ['engine', '{"seq":1,"value":{"connected":false}}'],

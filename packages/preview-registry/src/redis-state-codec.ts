@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { StoredPort } from './registry.js';
 import type { EngineState, SessionContainerState } from './shared-state.js';
 
 /** The kinds of entries the shared state holds; the engine is a single entry, with the id ''. */
@@ -6,7 +7,7 @@ export type EntryKind = 'registration' | 'container' | 'engine';
 
 /** The value type of each kind of entry. */
 export interface EntryValues {
-  registration: number[];
+  registration: StoredPort[];
   container: SessionContainerState;
   engine: EngineState;
 }
@@ -23,7 +24,13 @@ export type Change = {
 export type StoreMessage = Change | { kind: 'resync'; seq: number };
 
 // Any TCP port: the registry's callers validate the range, so a reader must not be stricter than they are.
-const portsSchema = z.array(z.number().int().min(1).max(65535)).min(1);
+const tcpPortSchema = z.number().int().min(1).max(65535);
+// `[3000, {"port":5173,"stripPrefix":false}]`: a bare number is the default (the prefix stripped). A reader
+// older than `stripPrefix` rejects the object form and skips the entry (its logs say so): upgrade readers
+// (edge proxies) before the writer when registrations use it.
+const portsSchema = z
+  .array(z.union([tcpPortSchema, z.object({ port: tcpPortSchema, stripPrefix: z.literal(false) })]))
+  .min(1);
 
 const containerStateSchema = z.discriminatedUnion('state', [
   z.object({

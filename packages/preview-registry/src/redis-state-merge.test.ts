@@ -156,20 +156,25 @@ describe('replicaSession', () => {
     const replica = replicaWith(reg('a', 1, [3000]), container(2, '172.17.0.2'));
     expect(replicaSession(replica, 'a')).toEqual({
       port: 3000,
+      keepPrefix: false,
       container: { state: 'running', ip: '172.17.0.2', network: 'bridge' },
     });
-    applyChange(replica, reg('a', 3, [3000, 4000]), false);
-    expect(replicaSession(replica, 'a').port).toBe(4000);
-    applyChange(replica, container(4, '172.17.0.3'), false);
+    // A port registered with stripPrefix: false keeps the prefix while it is the active one.
+    applyChange(replica, reg('a', 3, [3000, { port: 4000, stripPrefix: false }]), false);
+    expect(replicaSession(replica, 'a')).toMatchObject({ port: 4000, keepPrefix: true });
+    applyChange(replica, reg('a', 4, [3000, 4000]), false);
+    expect(replicaSession(replica, 'a')).toMatchObject({ port: 4000, keepPrefix: false });
+    applyChange(replica, container(5, '172.17.0.3'), false);
     expect(replicaSession(replica, 'a').container).toMatchObject({ ip: '172.17.0.3' });
     // An older change is ignored by the table, and so by the view.
     applyChange(replica, reg('a', 2, [5000]), false);
     expect(replicaSession(replica, 'a').port).toBe(4000);
-    applyChange(replica, reg('a', 5, undefined), false);
+    applyChange(replica, reg('a', 6, undefined), false);
     expect(replicaSession(replica, 'a').port).toBeUndefined();
     for (const id of ['a', 'b'])
       expect(replicaSession(replica, id)).toEqual({
         port: replicaValue(replica, 'registration', id)?.at(-1),
+        keepPrefix: false,
         container: replicaValue(replica, 'container', id),
       });
   });

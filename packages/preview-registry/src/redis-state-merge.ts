@@ -1,4 +1,5 @@
 import type { Change, EntryKind, EntryValues } from './redis-state-codec.js';
+import { portOf } from './registry.js';
 import type { SessionContainerState } from './shared-state.js';
 
 /** An entry of a replica with the seq of the write that produced it; `value` undefined is a tombstone. */
@@ -13,6 +14,8 @@ export type ReplicaTable<K extends EntryKind> = Map<string, VersionedEntry<Entry
 /** What a proxied request needs of a session: its active port and its container's state. */
 export interface SessionView {
   port: number | undefined;
+  /** Whether the active port was registered with `stripPrefix: false`. */
+  keepPrefix: boolean;
   container: SessionContainerState | undefined;
 }
 
@@ -58,7 +61,7 @@ export function replicaValue<K extends EntryKind>(
   return replica.tables[kind].get(id)?.value;
 }
 
-const NO_SESSION: SessionView = Object.freeze({ port: undefined, container: undefined });
+const NO_SESSION: SessionView = Object.freeze({ port: undefined, keepPrefix: false, container: undefined });
 
 /**
  * A session's port and container state, as `replicaValue` gives them. Only sessions the replica knows
@@ -67,10 +70,14 @@ const NO_SESSION: SessionView = Object.freeze({ port: undefined, container: unde
 export function replicaSession(replica: Replica, id: string): SessionView {
   const kept = replica.views.get(id);
   if (kept !== undefined) return kept;
-  const port = replicaValue(replica, 'registration', id)?.at(-1);
+  const active = replicaValue(replica, 'registration', id)?.at(-1);
   const container = replicaValue(replica, 'container', id);
-  if (port === undefined && container === undefined) return NO_SESSION;
-  const view = { port, container };
+  if (active === undefined && container === undefined) return NO_SESSION;
+  const view = {
+    port: active === undefined ? undefined : portOf(active),
+    keepPrefix: active !== undefined && typeof active !== 'number',
+    container,
+  };
   replica.views.set(id, view);
   return view;
 }

@@ -17,7 +17,7 @@ import {
   type StateLog,
   type StoreKeys,
 } from './redis-state-store.js';
-import type { PreviewRegistry } from './registry.js';
+import { keepsPrefixIn, type PreviewRegistry, portOf } from './registry.js';
 import type { SharedPreviewState } from './shared-state.js';
 
 /** Thrown by a reader's registry on any write: edges never register anything. */
@@ -164,7 +164,13 @@ export function createRedisReader(url: string, keys: StoreKeys, log: StateLog): 
     },
     peek: activePort,
     async ports(sessionId) {
-      return [...(replicaValue(replica, 'registration', sessionId) ?? [])];
+      return (replicaValue(replica, 'registration', sessionId) ?? []).map(portOf);
+    },
+    keepsPrefix(sessionId, port) {
+      // The path routes ask for the active port: the session's view has it at hand.
+      const view = replicaSession(replica, sessionId);
+      if (view.port === port) return view.keepPrefix;
+      return keepsPrefixIn(replicaValue(replica, 'registration', sessionId), port);
     },
   };
 

@@ -36,7 +36,7 @@ export function storeKeys(prefix: string): StoreKeys {
 
 /** A writer's whole local state, as the push script takes it. */
 export interface FullState {
-  registrations: Iterable<[string, number[]]>;
+  registrations: Iterable<[string, EntryValues['registration']]>;
   containers: Iterable<[string, EntryValues['container']]>;
   engine: EntryValues['engine'] | undefined;
 }

@@ -8,7 +8,15 @@ import {
   type StateLog,
   type StoreKeys,
 } from './redis-state-store.js';
-import { type PreviewRegistry, withPortRegistered } from './registry.js';
+import {
+  keepsPrefixIn,
+  type PreviewRegistry,
+  portOf,
+  type StoredPort,
+  storedPort,
+  withoutPort,
+  withPortRegistered,
+} from './registry.js';
 import type {
   EngineState,
   PreviewStatePublisher,
@@ -29,7 +37,7 @@ export function createRedisWriter(
   keys: StoreKeys,
   log: StateLog,
 ): SharedPreviewState & PreviewStatePublisher {
-  const registrations = new Map<string, number[]>();
+  const registrations = new Map<string, StoredPort[]>();
   const containers = new Map<string, SessionContainerState>();
   let engine: EngineState | undefined;
   const status = createConnectionStatus((error) => log('redis: a listener threw', { error }));
@@ -140,25 +148,29 @@ export function createRedisWriter(
   });
   redis.connect().catch(() => {});
 
-  const activePort = (sessionId: string) => registrations.get(sessionId)?.at(-1);
+  const activePort = (sessionId: string) => {
+    const last = registrations.get(sessionId)?.at(-1);
+    return last === undefined ? undefined : portOf(last);
+  };
   const registry: PreviewRegistry = {
-    async register(sessionId, port) {
-      const ports = withPortRegistered(registrations.get(sessionId) ?? [], port);
+    async register(sessionId, port, { stripPrefix = true } = {}) {
+      const ports = withPortRegistered(registrations.get(sessionId) ?? [], storedPort(port, stripPrefix));
       registrations.set(sessionId, ports);
       mirror('registration', sessionId, ports);
-      return { sessionId, port };
+      return { sessionId, port, stripPrefix };
     },
     async lookup(sessionId) {
       return activePort(sessionId);
     },
     peek: activePort,
     async ports(sessionId) {
-      return [...(registrations.get(sessionId) ?? [])];
+      return (registrations.get(sessionId) ?? []).map(portOf);
     },
+    keepsPrefix: (sessionId, port) => keepsPrefixIn(registrations.get(sessionId), port),
     async unregisterPort(sessionId, port) {
       const ports = registrations.get(sessionId);
-      if (!ports?.includes(port)) return false;
-      const rest = ports.filter((existing) => existing !== port);
+      if (!ports?.some((entry) => portOf(entry) === port)) return false;
+      const rest = withoutPort(ports, port);
       if (rest.length === 0) registrations.delete(sessionId);
       else registrations.set(sessionId, rest);
       mirror('registration', sessionId, rest.length === 0 ? undefined : rest);

@@ -6,7 +6,7 @@ describe('createInMemoryRegistry', () => {
   it('registers, looks up and forgets; the last write wins', async () => {
     const registry = createInMemoryRegistry();
     expect(await registry.lookup('a')).toBeUndefined();
-    expect(await registry.register('a', 3000)).toEqual({ sessionId: 'a', port: 3000 });
+    expect(await registry.register('a', 3000)).toEqual({ sessionId: 'a', port: 3000, stripPrefix: true });
     await registry.register('a', 4000);
     expect(await registry.lookup('a')).toBe(4000);
     expect(await registry.unregister('a')).toBe(true);
@@ -79,6 +79,45 @@ describe('createInMemoryRegistry', () => {
     const registry = createInMemoryRegistry();
     expect(await registry.lookup('constructor')).toBeUndefined();
     expect(await registry.lookup('__proto__')).toBeUndefined();
+  });
+});
+
+describe('stripPrefix: false', () => {
+  it('is kept per port, replaced by a new registration of the port, forgotten with it', async () => {
+    const registry = createInMemoryRegistry();
+    expect(registry.keepsPrefix('a', 3000)).toBe(false);
+    expect(await registry.register('a', 3000, { stripPrefix: false })).toEqual({
+      sessionId: 'a',
+      port: 3000,
+      stripPrefix: false,
+    });
+    expect(registry.keepsPrefix('a', 3000)).toBe(true);
+    expect(await registry.lookup('a')).toBe(3000);
+    await registry.register('a', 4000);
+    expect(registry.keepsPrefix('a', 3000)).toBe(true);
+    expect(registry.keepsPrefix('a', 4000)).toBe(false);
+    expect(await registry.ports('a')).toEqual([3000, 4000]);
+    // Registered again without the option, the port strips its prefix again (the last write wins).
+    await registry.register('a', 3000);
+    expect(registry.keepsPrefix('a', 3000)).toBe(false);
+    await registry.register('a', 4000, { stripPrefix: false });
+    expect(await registry.unregisterPort('a', 4000)).toBe(true);
+    expect(registry.keepsPrefix('a', 4000)).toBe(false);
+    expect(await registry.lookup('a')).toBe(3000);
+    await registry.register('b', 5000, { stripPrefix: false });
+    await registry.unregister('b');
+    expect(registry.keepsPrefix('b', 5000)).toBe(false);
+  });
+
+  it('is taken from initial registrations', () => {
+    const registry = createInMemoryRegistry({
+      initial: [
+        { sessionId: 'a', port: 3000, stripPrefix: false },
+        { sessionId: 'a', port: 4000 },
+      ],
+    });
+    expect(registry.keepsPrefix('a', 3000)).toBe(true);
+    expect(registry.keepsPrefix('a', 4000)).toBe(false);
   });
 });
 

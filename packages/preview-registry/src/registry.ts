@@ -1,7 +1,48 @@
-/** One registration: the port a session's preview listens on. */
+/** One registration: the port a session's preview listens on, and how the path routes serve it. */
 export interface PreviewRegistration {
   sessionId: string;
   port: number;
+  /**
+   * Whether the path routes strip their prefix (`/previews/<id>`) before the request reaches the port: the
+   * contract's default, `true`. `false` is for apps told their public base (`vite --base`, Next.js
+   * `basePath`, Jupyter's `base_url`): they receive the whole path and their headers pass unchanged.
+   */
+  stripPrefix: boolean;
+}
+
+/** How a port is registered; see {@link PreviewRegistration.stripPrefix}. */
+export interface RegisterOptions {
+  /** Default `true`. */
+  stripPrefix?: boolean;
+}
+
+/**
+ * A port as registries hold it: a bare number strips the prefix (the default, and nearly every port), an
+ * object keeps it. This is also the JSON a shared store holds, so that its entries say what they mean.
+ */
+export type StoredPort = number | KeptPrefixPort;
+
+/** A port registered with `stripPrefix: false`. */
+export interface KeptPrefixPort {
+  port: number;
+  stripPrefix: false;
+}
+
+/** The port number of a stored port. */
+export function portOf(entry: StoredPort): number {
+  return typeof entry === 'number' ? entry : entry.port;
+}
+
+/** The stored form of a registration. */
+export function storedPort(port: number, stripPrefix = true): StoredPort {
+  return stripPrefix ? port : { port, stripPrefix: false };
+}
+
+/** Whether `port` is among the stored ports and was registered with `stripPrefix: false`. */
+export function keepsPrefixIn(ports: readonly StoredPort[] | undefined, port: number): boolean {
+  if (ports === undefined) return false;
+  for (const entry of ports) if (typeof entry !== 'number' && entry.port === port) return true;
+  return false;
 }
 
 /**
@@ -10,8 +51,11 @@ export interface PreviewRegistration {
  * store (Redis) can implement it; callers validate the session id and port before they call it.
  */
 export interface PreviewRegistry {
-  /** Adds a port to a session (or moves it) and makes it the active one: the last write wins. */
-  register(sessionId: string, port: number): Promise<PreviewRegistration>;
+  /**
+   * Adds a port to a session (or moves it) and makes it the active one: the last write wins, options
+   * included (registering a port again replaces its `stripPrefix`).
+   */
+  register(sessionId: string, port: number, options?: RegisterOptions): Promise<PreviewRegistration>;
   /** The session's active port, or `undefined`. */
   lookup(sessionId: string): Promise<number | undefined>;
   /**
@@ -21,6 +65,11 @@ export interface PreviewRegistry {
   peek?(sessionId: string): number | undefined;
   /** Every port of a session, oldest registration first (the last one is active); empty when none. */
   ports(sessionId: string): Promise<number[]>;
+  /**
+   * Whether the session's `port` is registered with `stripPrefix: false`; `false` when it is not
+   * registered at all. Answered now, from memory, as `peek` is: the path routes ask it on every request.
+   */
+  keepsPrefix(sessionId: string, port: number): boolean;
   /**
    * Removes one port; resolves to whether it was registered. When it was the active port, the most
    * recently registered of the remaining ports becomes active.
@@ -32,66 +81,84 @@ export interface PreviewRegistry {
 
 /** Options of {@link createInMemoryRegistry}. */
 export interface InMemoryRegistryOptions {
-  /** Registrations to start with, applied in order. */
-  initial?: Iterable<PreviewRegistration>;
+  /** Registrations to start with, applied in order; `stripPrefix` defaults to `true`. */
+  initial?: Iterable<Omit<PreviewRegistration, 'stripPrefix'> & { stripPrefix?: boolean }>;
 }
 
-/** The ports of a session after registering `port`: moved (or added) to the end, where the active one is. */
-export function withPortRegistered(ports: readonly number[], port: number): number[] {
-  const next = ports.filter((existing) => existing !== port);
-  next.push(port);
+/**
+ * The ports of a session after registering `entry`: moved (or added) to the end, where the active one is,
+ * with the options of this registration.
+ */
+export function withPortRegistered<T extends StoredPort>(ports: readonly T[], entry: T): T[] {
+  const port = portOf(entry);
+  const next = ports.filter((existing) => portOf(existing) !== port);
+  next.push(entry);
   return next;
 }
 
-// Most sessions have one port: stored as a bare number it costs no array (about a third of the memory of
-// a registration, measured with 10,000 sessions); a list only once a second port comes.
-type StoredPorts = number | number[];
+/** The stored ports without `port`. */
+export function withoutPort(ports: readonly StoredPort[], port: number): StoredPort[] {
+  return ports.filter((existing) => portOf(existing) !== port);
+}
 
-function listOf(stored: StoredPorts | undefined): number[] {
+// Most sessions have one port: stored bare it costs no array (about a third of the memory of a
+// registration, measured with 10,000 sessions); a list only once a second port comes.
+type StoredPorts = StoredPort | StoredPort[];
+
+function listOf(stored: StoredPorts | undefined): StoredPort[] {
   if (stored === undefined) return [];
-  return typeof stored === 'number' ? [stored] : stored;
+  return Array.isArray(stored) ? stored : [stored];
 }
 
 function activePort(stored: StoredPorts | undefined): number | undefined {
-  return typeof stored === 'number' ? stored : stored?.at(-1);
+  if (stored === undefined) return undefined;
+  if (typeof stored === 'number') return stored;
+  if (!Array.isArray(stored)) return stored.port;
+  const last = stored.at(-1);
+  return last === undefined ? undefined : portOf(last);
 }
 
-function storedOf(ports: number[]): StoredPorts | undefined {
+function storedOf(ports: StoredPort[]): StoredPorts | undefined {
   if (ports.length === 0) return undefined;
-  return ports.length === 1 ? (ports[0] as number) : ports;
+  return ports.length === 1 ? (ports[0] as StoredPort) : ports;
 }
 
 /** The default registry: a process-local map, lost on restart. Last write wins. */
 export function createInMemoryRegistry({ initial = [] }: InMemoryRegistryOptions = {}): PreviewRegistry {
   // Ports in registration order; the last is active. A Map, so no session id can hit a prototype key.
   const sessions = new Map<string, StoredPorts>();
-  const add = (sessionId: string, port: number) => {
+  const add = (sessionId: string, entry: StoredPort) => {
     const stored = sessions.get(sessionId);
     sessions.set(
       sessionId,
-      stored === undefined || stored === port
-        ? port
-        : (storedOf(withPortRegistered(listOf(stored), port)) as StoredPorts),
+      stored === undefined || stored === entry
+        ? entry
+        : (storedOf(withPortRegistered(listOf(stored), entry)) as StoredPorts),
     );
   };
-  for (const { sessionId, port } of initial) add(sessionId, port);
+  for (const { sessionId, port, stripPrefix } of initial) add(sessionId, storedPort(port, stripPrefix));
 
   return {
-    async register(sessionId, port) {
-      add(sessionId, port);
-      return { sessionId, port };
+    async register(sessionId, port, { stripPrefix = true } = {}) {
+      add(sessionId, storedPort(port, stripPrefix));
+      return { sessionId, port, stripPrefix };
     },
     async lookup(sessionId) {
       return activePort(sessions.get(sessionId));
     },
     peek: (sessionId) => activePort(sessions.get(sessionId)),
     async ports(sessionId) {
-      return [...listOf(sessions.get(sessionId))];
+      return listOf(sessions.get(sessionId)).map(portOf);
+    },
+    keepsPrefix(sessionId, port) {
+      const stored = sessions.get(sessionId);
+      // The common case, a bare number, answers without building a list.
+      return stored !== undefined && typeof stored !== 'number' && keepsPrefixIn(listOf(stored), port);
     },
     async unregisterPort(sessionId, port) {
       const ports = listOf(sessions.get(sessionId));
-      if (!ports.includes(port)) return false;
-      const rest = storedOf(ports.filter((existing) => existing !== port));
+      if (!ports.some((entry) => portOf(entry) === port)) return false;
+      const rest = storedOf(withoutPort(ports, port));
       if (rest === undefined) sessions.delete(sessionId);
       else sessions.set(sessionId, rest);
       return true;
