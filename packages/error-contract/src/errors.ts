@@ -157,6 +157,9 @@ export const previewErrors = {
       'Preview server closed the connection without answering the WebSocket upgrade',
       cause === undefined ? {} : { cause },
     ),
+  /** 400: a registration's `stripPrefix` is present but not a JSON boolean. */
+  invalidStripPrefix: () =>
+    new PreviewError('INVALID_STRIP_PREFIX', "Request body field 'stripPrefix' must be a boolean"),
   /** 500: anything unexpected; details go to the logs only. */
   internal: (cause?: unknown) =>
     new PreviewError('INTERNAL', 'Internal server error', cause === undefined ? {} : { cause }),

@@ -9,25 +9,32 @@ import {
 // with the registrations kept in a Map (a database or Redis would implement the same interface).
 export function createStaticPreviewApp(hosts: Record<string, string>, internalServiceKey: string) {
   // Each session's ports in registration order; the last one is active (what the path routes use).
-  const sessions = new Map<string, number[]>();
-  const portsOf = (sessionId: string) => sessions.get(sessionId) ?? [];
+  const sessions = new Map<string, { port: number; stripPrefix: boolean }[]>();
+  const entriesOf = (sessionId: string) => sessions.get(sessionId) ?? [];
   const registry: PreviewRegistry = {
-    async register(sessionId, port) {
-      sessions.set(sessionId, [...portsOf(sessionId).filter((p) => p !== port), port]);
-      return { sessionId, port };
+    async register(sessionId, port, { stripPrefix = true } = {}) {
+      sessions.set(sessionId, [
+        ...entriesOf(sessionId).filter((e) => e.port !== port),
+        { port, stripPrefix },
+      ]);
+      return { sessionId, port, stripPrefix };
     },
     async lookup(sessionId) {
-      return portsOf(sessionId).at(-1);
+      return entriesOf(sessionId).at(-1)?.port;
     },
     async ports(sessionId) {
-      return portsOf(sessionId);
+      return entriesOf(sessionId).map((e) => e.port);
+    },
+    // Asked on every request of the path routes, so it answers from memory, without a promise.
+    keepsPrefix(sessionId, port) {
+      return entriesOf(sessionId).some((e) => e.port === port && !e.stripPrefix);
     },
     async unregisterPort(sessionId, port) {
-      const ports = portsOf(sessionId);
-      if (!ports.includes(port)) return false;
+      const entries = entriesOf(sessionId);
+      if (!entries.some((e) => e.port === port)) return false;
       sessions.set(
         sessionId,
-        ports.filter((p) => p !== port),
+        entries.filter((e) => e.port !== port),
       );
       return true;
     },

@@ -106,7 +106,9 @@ export {
   type InternalApiOperation,
   type OpenApiOperation,
   type OpenApiResponse,
+  type PreviewPortDetail,
   type PreviewPorts,
+  previewPortDetailSchema,
   previewPortsSchema,
   type RegisteredPreview,
   type RegistrationBody,
@@ -138,7 +140,12 @@ export {
   type ProxyRouteOptions,
   type UpgradeRoute,
 } from './proxy-route.js';
-export { parsePortParam, parseRegistrationBody, REGISTRATION_BODY_LIMIT_BYTES } from './registration.js';
+export {
+  type ParsedRegistration,
+  parsePortParam,
+  parseRegistrationBody,
+  REGISTRATION_BODY_LIMIT_BYTES,
+} from './registration.js';
 export {
   type ClientLimits,
   type RunningService,
@@ -155,6 +162,7 @@ export {
 } from './shared-state.js';
 export {
   createPreviewTargetResolver,
+  type PreviewTarget,
   type PreviewTargetResolver,
   type PreviewTargetResolverOptions,
 } from './target.js';

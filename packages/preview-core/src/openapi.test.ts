@@ -220,11 +220,12 @@ function failingFor(sessionId: string, registry: PreviewRegistry): PreviewRegist
   const guard = <T>(id: string, run: () => Promise<T>) =>
     id === sessionId ? Promise.reject(new Error('store unavailable')) : run();
   return {
-    register: (id, port) => guard(id, () => registry.register(id, port)),
+    register: (id, port, options) => guard(id, () => registry.register(id, port, options)),
     lookup: (id) => guard(id, () => registry.lookup(id)),
     ports: (id) => guard(id, () => registry.ports(id)),
     unregisterPort: (id, port) => guard(id, () => registry.unregisterPort(id, port)),
     unregister: (id) => guard(id, () => registry.unregister(id)),
+    keepsPrefix: (id, port) => registry.keepsPrefix(id, port),
   };
 }
 
@@ -260,6 +261,7 @@ const EXCHANGES: Exchange[] = [
   post('/sessions/running/previews', '{"port":', 'MALFORMED_JSON'),
   post('/sessions/running/previews', {}, 'PORT_REQUIRED'),
   post('/sessions/running/previews', { port: '3000' }, 'INVALID_PORT'),
+  post('/sessions/running/previews', { port: 3000, stripPrefix: 'false' }, 'INVALID_STRIP_PREFIX'),
   post('/sessions/missing/previews', { port: 3000 }, 'CONTAINER_LOOKUP_FAILED'),
   post('/sessions/stopped/previews', { port: 3000 }, 'CONTAINER_NOT_RUNNING'),
   post('/sessions/broken/previews', { port: 3000 }, 'INTERNAL'),

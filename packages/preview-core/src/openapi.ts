@@ -15,13 +15,46 @@ export const DEFAULT_INTERNAL_API_BASE_PATH = '/api/internal';
 export const INTERNAL_API_VERSION = '1.0.0';
 
 /** Body of a registration: `{"port": <integer 1024..65535>}`; other fields are ignored. */
-export const registrationBodySchema = z.object({ port: previewPortSchema });
+export const registrationBodySchema = z.object({
+  port: previewPortSchema,
+  stripPrefix: z
+    .boolean()
+    .optional()
+    .describe(
+      'Default true: the path routes strip `/previews/{id}` before the request reaches the port. false: ' +
+        'the port receives the whole path and its Location and Set-Cookie headers pass unchanged, for an ' +
+        "app told its public base (`vite --base /previews/{id}/`, Next.js `basePath`, Jupyter's `base_url`).",
+    ),
+});
 
 /** 201 of `POST /sessions/:id/previews`. */
 export const registeredPreviewSchema = z.object({
   sessionId: sessionIdSchema,
   port: previewPortSchema,
   registered: z.literal(true),
+  stripPrefix: z.boolean().optional().describe("Echoed when the registration's body had it."),
+});
+
+/** One registered port, as the listing describes it. */
+export const previewPortDetailSchema = z.object({
+  port: previewPortSchema,
+  stripPrefix: z.boolean(),
+  active: z.boolean().describe('Whether the path routes use this port (the last registered).'),
+  urls: z.object({
+    path: z
+      .string()
+      .nullable()
+      .describe(
+        'Origin-relative, e.g. `/previews/{id}/`: the active port only, when the public route is on.',
+      ),
+    host: z
+      .string()
+      .nullable()
+      .describe(
+        'Scheme-relative, e.g. `//3000-{id}.preview.example.com/`, when a preview domain is set (the ' +
+          'scheme is the one the preview domain is served over).',
+      ),
+  }),
 });
 
 const portListShape = {
@@ -30,7 +63,11 @@ const portListShape = {
 };
 
 /** 200 of `GET /sessions/:id/previews`. */
-export const previewPortsSchema = z.object({ sessionId: sessionIdSchema, ...portListShape });
+export const previewPortsSchema = z.object({
+  sessionId: sessionIdSchema,
+  ...portListShape,
+  previews: z.array(previewPortDetailSchema).describe('Each port of `ports`, in the same order.'),
+});
 
 /** 200 of `DELETE /sessions/:id/previews/:port`: the removed port and what remains. */
 export const removedPreviewPortSchema = z.object({
@@ -51,6 +88,8 @@ export const removedPreviewSchema = z.object({
 export type RegistrationBody = z.input<typeof registrationBodySchema>;
 /** The answer to a registration. */
 export type RegisteredPreview = z.output<typeof registeredPreviewSchema>;
+/** One port of a listing. */
+export type PreviewPortDetail = z.output<typeof previewPortDetailSchema>;
 /** The answer to a listing of a session's ports. */
 export type PreviewPorts = z.output<typeof previewPortsSchema>;
 /** The answer to the removal of one port. */
@@ -64,6 +103,7 @@ const COMPONENT_SCHEMAS = {
   PreviewPort: previewPortSchema,
   RegistrationBody: registrationBodySchema,
   RegisteredPreview: registeredPreviewSchema,
+  PreviewPortDetail: previewPortDetailSchema,
   PreviewPorts: previewPortsSchema,
   RemovedPreviewPort: removedPreviewPortSchema,
   RemovedPreview: removedPreviewSchema,
@@ -110,6 +150,7 @@ export const INTERNAL_API_OPERATIONS: readonly InternalApiOperation[] = [
       'MALFORMED_JSON',
       'PORT_REQUIRED',
       'INVALID_PORT',
+      'INVALID_STRIP_PREFIX',
       'CONTAINER_LOOKUP_FAILED',
       'CONTAINER_NOT_RUNNING',
     ],

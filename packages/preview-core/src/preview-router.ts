@@ -7,7 +7,7 @@ import { createInMemoryRegistry, type PreviewRegistry } from '@sandbox/preview-r
 import { createPreviewProxy, type PreviewProxy } from '@sandbox/proxy-core';
 import express, { type Express, type Router } from 'express';
 import { type AccessRecorder, traceHttpRequest, traceUpgrade } from './access.js';
-import { createHostRouteHandler, createHostUpgradeRoute } from './host-route.js';
+import { createHostRouteHandler, createHostUpgradeRoute, normalizePreviewDomain } from './host-route.js';
 import {
   createErrorHandler,
   notFoundHandler,
@@ -145,7 +145,13 @@ export function createPreviewRouter(
     router.use(
       prefixes.api,
       requireInternalKey(internalServiceKey),
-      createRegistrationRouter({ registry, targets, basePath: prefixes.api }),
+      createRegistrationRouter({
+        registry,
+        targets,
+        basePath: prefixes.api,
+        ...(publicProxy ? { publicPrefix: prefixes.public } : {}),
+        ...(previewDomain === undefined ? {} : { previewDomain: normalizePreviewDomain(previewDomain) }),
+      }),
     );
   }
 

@@ -8,9 +8,8 @@ import {
   slashRedirectLocation,
   splitPreviewPath,
   traceOf,
-  type UpstreamTarget,
 } from '@sandbox/proxy-core';
-import type { PreviewTargetResolver } from './target.js';
+import type { PreviewTarget, PreviewTargetResolver } from './target.js';
 
 /** Options of {@link createProxyRoute} and {@link createUpgradeRoute}. */
 export interface ProxyRouteOptions {
@@ -64,7 +63,7 @@ type Next = (error?: unknown) => void;
 
 /**
  * `ALL {prefix}/:sessionId/*`: matched by hand on the raw URL (no router, no body parser in front of the
- * proxy), validated, resolved, forwarded with the prefix stripped.
+ * proxy), validated, resolved, forwarded with the prefix stripped (unless the port keeps it).
  */
 export function createProxyRoute(options: ProxyRouteOptions) {
   return asMiddleware(createProxyRouteHandler(options));
@@ -117,7 +116,7 @@ export function createProxyRouteHandler({ prefix, targets, proxy }: ProxyRouteOp
       trace.sessionId = match.sessionId;
     }
     // Known now (the usual case: both answer from memory), the request goes on without a promise.
-    let known: UpstreamTarget | undefined;
+    let known: PreviewTarget | undefined;
     try {
       known = targets.peek?.(match.sessionId);
     } catch (error) {
@@ -133,22 +132,29 @@ export function createProxyRouteHandler({ prefix, targets, proxy }: ProxyRouteOp
   };
 }
 
+/**
+ * What the port receives. Stripped (the contract's default): the rest of the path, with the prefix sent
+ * as `X-Forwarded-Prefix` and kept in `Location` and `Set-Cookie`. Kept (`stripPrefix: false`): the
+ * whole request target, byte for byte, and no prefix to tell or put back, as on a host route: an app that
+ * knows its base writes its headers for it, and an `X-Forwarded-Prefix` would have it prefix them twice.
+ */
+function forwardRequest(fullUrl: string, match: PreviewRouteMatch, target: PreviewTarget) {
+  return target.keepPrefix === true
+    ? { target, forwardPath: fullUrl, prefix: '', sessionId: match.sessionId }
+    : { target, forwardPath: match.forwardPath, prefix: match.routePrefix, sessionId: match.sessionId };
+}
+
 function forwardTo(
   proxy: PreviewProxy,
-  req: IncomingMessage,
+  req: IncomingMessage & { originalUrl?: string },
   res: ServerResponse,
   match: PreviewRouteMatch,
-  target: UpstreamTarget,
+  target: PreviewTarget,
   next: Next,
 ): void {
   const trace = traceOf(req);
   if (trace) trace.port = target.port;
-  proxy.forward(
-    req,
-    res,
-    { target, forwardPath: match.forwardPath, prefix: match.routePrefix, sessionId: match.sessionId },
-    next,
-  );
+  proxy.forward(req, res, forwardRequest(req.originalUrl ?? req.url ?? '/', match, target), next);
 }
 
 /** Handles one upgrade request; returns false when the URL is not under this route's prefix. */
@@ -170,13 +176,7 @@ export function createUpgradeRoute({ prefix, targets, proxy }: ProxyRouteOptions
     }
     targets.resolve(match.sessionId).then((target) => {
       if (trace) trace.port = target.port;
-      proxy.forwardUpgrade(
-        req,
-        socket,
-        head,
-        { target, forwardPath: match.forwardPath, prefix: match.routePrefix, sessionId: match.sessionId },
-        fail,
-      );
+      proxy.forwardUpgrade(req, socket, head, forwardRequest(req.url ?? '/', match, target), fail);
     }, fail);
     return true;
   };

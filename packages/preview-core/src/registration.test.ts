@@ -4,11 +4,19 @@ import { parseRegistrationBody } from './registration.js';
 
 describe('parseRegistrationBody', () => {
   it.each([
-    [{ port: 3000 }, 3000],
-    [{ port: 1024 }, 1024],
-    [{ port: 65535, extra: true }, 65535],
-  ])('%j -> port %i', (body, port) => {
-    expect(parseRegistrationBody(body)).toBe(port);
+    [{ port: 3000 }, { port: 3000 }],
+    [{ port: 1024 }, { port: 1024 }],
+    [{ port: 65535, extra: true }, { port: 65535 }],
+    [
+      { port: 3000, stripPrefix: false },
+      { port: 3000, stripPrefix: false },
+    ],
+    [
+      { port: 3000, stripPrefix: true },
+      { port: 3000, stripPrefix: true },
+    ],
+  ])('%j -> %j', (body, parsed) => {
+    expect(parseRegistrationBody(body)).toEqual(parsed);
   });
 
   it.each([
@@ -25,6 +33,12 @@ describe('parseRegistrationBody', () => {
     [{ port: true }, 'INVALID_PORT'],
     [{ port: [3000] }, 'INVALID_PORT'],
     [{ port: { value: 3000 } }, 'INVALID_PORT'],
+    // The port is judged first: a body the contract refuses keeps the contract's answer.
+    [{ port: '3000', stripPrefix: 'no' }, 'INVALID_PORT'],
+    [{ stripPrefix: false }, 'PORT_REQUIRED'],
+    [{ port: 3000, stripPrefix: 'false' }, 'INVALID_STRIP_PREFIX'],
+    [{ port: 3000, stripPrefix: 0 }, 'INVALID_STRIP_PREFIX'],
+    [{ port: 3000, stripPrefix: null }, 'INVALID_STRIP_PREFIX'],
   ])('%j -> %s', (body, code) => {
     const result = parseRegistrationBody(body);
     expect(isPreviewError(result) && result.code).toBe(code);

@@ -1,9 +1,11 @@
 import { type PreviewError, previewErrors } from '@sandbox/error-contract';
 import { isValidSessionId, type PreviewRegistry, previewPortSchema } from '@sandbox/preview-registry';
 import express, { type RequestHandler, type Router } from 'express';
+import { isHostRoutableSessionId } from './host-route.js';
 import {
   createInternalApiDocument,
   DEFAULT_INTERNAL_API_BASE_PATH,
+  type PreviewPortDetail,
   type PreviewPorts,
   type RegisteredPreview,
   type RemovedPreview,
@@ -15,14 +17,30 @@ import type { PreviewTargetResolver } from './target.js';
 /** Largest registration body accepted; a port fits in a few bytes. */
 export const REGISTRATION_BODY_LIMIT_BYTES = 16 * 1024;
 
-/** The port of a registration body, or the contract error it deserves (pure; the body is parsed JSON). */
-export function parseRegistrationBody(body: unknown): number | PreviewError {
+/** A valid registration body. */
+export interface ParsedRegistration {
+  port: number;
+  /** As sent; absent means the default, `true`. */
+  stripPrefix?: boolean;
+}
+
+/**
+ * The port and options of a registration body, or the contract error it deserves (pure; the body is parsed
+ * JSON). The port is judged first, so a body the seed accepted or refused gets the seed's answer.
+ */
+export function parseRegistrationBody(body: unknown): ParsedRegistration | PreviewError {
   const parsed = registrationBodySchema.safeParse(body);
-  if (parsed.success) return parsed.data.port;
+  if (parsed.success) {
+    const { port, stripPrefix } = parsed.data;
+    return stripPrefix === undefined ? { port } : { port, stripPrefix };
+  }
   // The contract tells a missing port (no object, no field, null) from a bad one (any other value).
   const isObject = typeof body === 'object' && body !== null && !Array.isArray(body);
   const port = isObject ? (body as { port?: unknown }).port : undefined;
-  return port === undefined || port === null ? previewErrors.portRequired() : previewErrors.invalidPort();
+  if (port === undefined || port === null) return previewErrors.portRequired();
+  if (!previewPortSchema.safeParse(port).success) return previewErrors.invalidPort();
+  // Only `stripPrefix` is left to be wrong: a string "false", 0 or null would otherwise be guessed at.
+  return previewErrors.invalidStripPrefix();
 }
 
 function hasBody(headers: Record<string, string | string[] | undefined>): boolean {
@@ -44,6 +62,10 @@ export interface RegistrationRouterOptions {
   targets: PreviewTargetResolver;
   /** Where the router is mounted, for the paths of its OpenAPI document. Default `/api/internal`. */
   basePath?: string;
+  /** The public path route's prefix (`/previews`), for the URLs a listing reports; none when not mounted. */
+  publicPrefix?: string;
+  /** The preview domain of the host routes, for the URLs a listing reports; none when not set. */
+  previewDomain?: string;
 }
 
 function sessionIdParam(raw: string | string[] | undefined): string {
@@ -70,6 +92,8 @@ export function createRegistrationRouter({
   registry,
   targets,
   basePath = DEFAULT_INTERNAL_API_BASE_PATH,
+  publicPrefix,
+  previewDomain,
 }: RegistrationRouterOptions): Router {
   const router = express.Router();
   const parseJson = express.json({ limit: REGISTRATION_BODY_LIMIT_BYTES, strict: true, type: () => true });
@@ -80,22 +104,45 @@ export function createRegistrationRouter({
   });
 
   router.post('/sessions/:id/previews', requireJsonContentType, parseJson, async (req, res) => {
-    const port = parseRegistrationBody(req.body);
-    if (typeof port !== 'number') throw port;
+    const body = parseRegistrationBody(req.body);
+    if (!('port' in body)) throw body;
     const sessionId = sessionIdParam(req.params.id);
     await targets.assertContainerRunning(sessionId);
-    const registration = await registry.register(sessionId, port);
+    const registration = await registry.register(
+      sessionId,
+      body.port,
+      body.stripPrefix === undefined ? {} : { stripPrefix: body.stripPrefix },
+    );
+    // The contract's body, to the letter, for the contract's request; `stripPrefix` only when asked about.
     res.status(201).json({
       sessionId: registration.sessionId,
       port: registration.port,
       registered: true,
+      ...(body.stripPrefix === undefined ? {} : { stripPrefix: registration.stripPrefix }),
     } satisfies RegisteredPreview);
   });
+
+  // Session ids are validated, so they need no encoding in a path; a host URL needs one that fits a label.
+  const pathUrl = (sessionId: string) =>
+    publicPrefix === undefined ? null : `${publicPrefix}/${sessionId}/`;
+  const hostUrl = (sessionId: string, port: number) =>
+    previewDomain === undefined || !isHostRoutableSessionId(sessionId)
+      ? null
+      : `//${port}-${sessionId}.${previewDomain}/`;
 
   router.get('/sessions/:id/previews', async (req, res) => {
     const sessionId = sessionIdParam(req.params.id);
     const ports = await registry.ports(sessionId);
-    res.json({ sessionId, ports, activePort: ports.at(-1) ?? null } satisfies PreviewPorts);
+    const active = ports.at(-1);
+    const previews = ports.map(
+      (port): PreviewPortDetail => ({
+        port,
+        stripPrefix: !registry.keepsPrefix(sessionId, port),
+        active: port === active,
+        urls: { path: port === active ? pathUrl(sessionId) : null, host: hostUrl(sessionId, port) },
+      }),
+    );
+    res.json({ sessionId, ports, activePort: active ?? null, previews } satisfies PreviewPorts);
   });
 
   router.delete('/sessions/:id/previews/:port', async (req, res) => {

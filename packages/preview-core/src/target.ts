@@ -3,17 +3,23 @@ import { isPreviewError, previewErrors } from '@sandbox/error-contract';
 import type { PreviewRegistry } from '@sandbox/preview-registry';
 import { createUpstreamAddressPolicy, type UpstreamTarget } from '@sandbox/proxy-core';
 
+/** Where a session's active port is served, and how the path routes forward to it. */
+export interface PreviewTarget extends UpstreamTarget {
+  /** The port was registered with `stripPrefix: false`: the path routes forward the whole path. */
+  keepPrefix?: true;
+}
+
 /** Turns a validated session id into where its preview is served, in the contract's order of checks. */
 export interface PreviewTargetResolver {
   /** Registry first (404 without touching Docker), then the container (500s), then ip:port. */
-  resolve(sessionId: string): Promise<UpstreamTarget>;
+  resolve(sessionId: string): Promise<PreviewTarget>;
   /**
    * The target `resolve` would give, when the registry and the resolver both know it now (their `peek`),
    * else `undefined`: then `resolve` tells, errors included. A known container whose address is refused
    * throws the error `resolve` would reject with (asking `resolve` again would count a second lookup).
    * Optional, for resolvers written elsewhere.
    */
-  peek?(sessionId: string): UpstreamTarget | undefined;
+  peek?(sessionId: string): PreviewTarget | undefined;
   /** The same for one given port of the session (host routing): the contract's 404 unless it is registered. */
   resolvePort(sessionId: string, port: number): Promise<UpstreamTarget>;
   /** Registration's check: the container exists and runs (an address is only needed to proxy). */
@@ -45,6 +51,8 @@ export function createPreviewTargetResolver({
     if (!isAllowedUpstream(ip)) throw previewErrors.containerAddressRefused(sessionId);
     return ip;
   };
+  const targetOf = (sessionId: string, host: string, port: number): PreviewTarget =>
+    registry.keepsPrefix(sessionId, port) ? { host, port, keepPrefix: true } : { host, port };
   return {
     peek(sessionId) {
       const port = registry.peek?.(sessionId);
@@ -52,12 +60,12 @@ export function createPreviewTargetResolver({
       const container = resolver.peek?.(sessionId);
       if (container === undefined) return undefined;
       if (!isAllowedUpstream(container.ip)) throw previewErrors.containerAddressRefused(sessionId);
-      return { host: container.ip, port };
+      return targetOf(sessionId, container.ip, port);
     },
     async resolve(sessionId) {
       const port = await registry.lookup(sessionId);
       if (port === undefined) throw previewErrors.previewNotRegistered(sessionId);
-      return { host: await addressOf(sessionId), port };
+      return targetOf(sessionId, await addressOf(sessionId), port);
     },
     async resolvePort(sessionId, port) {
       const ports = await registry.ports(sessionId);
