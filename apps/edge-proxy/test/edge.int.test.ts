@@ -52,11 +52,11 @@ afterAll(async () => {
   await removeCreatedContainers();
 });
 
-function register(sessionId: string, port: number): Promise<Reply> {
+function register(sessionId: string, port: number, options: { stripPrefix?: boolean } = {}): Promise<Reply> {
   return send(manager.url, `/api/internal/sessions/${sessionId}/previews`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', 'x-internal-service-key': KEY },
-    body: JSON.stringify({ port }),
+    body: JSON.stringify({ port, ...options }),
   });
 }
 
@@ -221,6 +221,23 @@ describe('one manager, two edges, one Redis', () => {
     await untilEveryEdge('/', (reply) => reply.status === 404, 1000, {
       host: `4000-${two.sessionId}.${DOMAIN}`,
     });
+  });
+
+  it('forwards the whole path to a port registered with stripPrefix: false, over HTTP and WebSocket', async () => {
+    const box = await startSessionContainer({ ports: [3000] });
+    expect((await register(box.sessionId, 3000, { stripPrefix: false })).status).toBe(201);
+    const path = `/previews/${box.sessionId}/app?x=1`;
+    const url = (reply: Reply) => (reply.status === 200 ? reply.json<{ url: string }>().url : reply.status);
+    await untilEveryEdge(path, (reply) => url(reply) === path, 1000);
+    for (const edge of edges) {
+      const ws = await connectWebSocket(`${edge.url.replace('http', 'ws')}${path}`, { timeoutMs: 5000 });
+      const hello = await ws.next();
+      expect(hello.type === 'text' && JSON.parse(hello.text).url).toBe(path);
+      ws.destroy();
+    }
+    // Registered again with the default, the edges strip the prefix again.
+    await register(box.sessionId, 3000);
+    await untilEveryEdge(path, (reply) => url(reply) === '/app?x=1', 1000);
   });
 
   it('keeps serving while Redis is down, and converges within 5 s after it returns empty', async () => {

@@ -77,10 +77,14 @@ describe('the internal API against a real Docker engine', () => {
       body: { sessionId: box.sessionId, port: 3000, registered: true },
     });
     expect((await call('registerPreviewPort', 'POST', previews, { port: 4000 })).status).toBe(201);
-    expect((await call('listPreviewPorts', 'GET', previews)).body).toEqual({
+    expect((await call('listPreviewPorts', 'GET', previews)).body).toMatchObject({
       sessionId: box.sessionId,
       ports: [3000, 4000],
       activePort: 4000,
+      previews: [
+        { port: 3000, stripPrefix: true, active: false },
+        { port: 4000, stripPrefix: true, active: true },
+      ],
     });
     expect((await call('removePreviewPort', 'DELETE', `${previews}/4000`)).body).toMatchObject({
       registered: false,

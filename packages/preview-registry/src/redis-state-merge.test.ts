@@ -12,8 +12,9 @@ import {
   type Snapshot,
   shouldAwaitWriter,
 } from './redis-state-merge.js';
+import type { StoredPort } from './registry.js';
 
-const reg = (id: string, seq: number, value: number[] | undefined): Change => ({
+const reg = (id: string, seq: number, value: StoredPort[] | undefined): Change => ({
   kind: 'registration',
   id,
   seq,

@@ -113,6 +113,40 @@ describe('createRedisPreviewState with a live Redis', () => {
     expect(await edge.registry.lookup('s1')).toBeUndefined();
   });
 
+  it('mirrors stripPrefix: false per port, replaced by the next registration of the port', async () => {
+    const prefix = nextPrefix();
+    const manager = writer(server.url, prefix);
+    const edge = reader(server.url, prefix);
+    await Promise.all([manager.ready(), edge.ready()]);
+
+    await manager.registry.register('s1', 3000, { stripPrefix: false });
+    await manager.registry.register('s1', 4000);
+    expect(manager.registry.keepsPrefix('s1', 3000)).toBe(true);
+    await eventually(async () => expect(await edge.registry.ports('s1')).toEqual([3000, 4000]), 2000);
+    expect([edge.registry.keepsPrefix('s1', 3000), edge.registry.keepsPrefix('s1', 4000)]).toEqual([
+      true,
+      false,
+    ]);
+    // Self-describing in Redis: the exception spelled out, the default a bare number.
+    expect(JSON.parse((await admin.hget(`${prefix}registrations`, 's1')) ?? 'null')).toMatchObject({
+      value: [{ port: 3000, stripPrefix: false }, 4000],
+    });
+
+    // The active port, as the path routes ask for it, from the session's view.
+    await manager.registry.register('s1', 3000, { stripPrefix: false });
+    await eventually(() => expect(edge.registry.peek?.('s1')).toBe(3000), 2000);
+    expect(edge.registry.keepsPrefix('s1', 3000)).toBe(true);
+    await manager.registry.register('s1', 3000);
+    await eventually(() => expect(edge.registry.keepsPrefix('s1', 3000)).toBe(false), 2000);
+
+    // A reader that connects later takes it from the snapshot.
+    await manager.registry.register('s2', 5000, { stripPrefix: false });
+    const late = reader(server.url, prefix);
+    await late.ready();
+    expect(late.registry.keepsPrefix('s2', 5000)).toBe(true);
+    expect(late.registry.keepsPrefix('s2', 6000)).toBe(false);
+  });
+
   it('propagates container and engine states, and their deletion', async () => {
     const prefix = nextPrefix();
     const manager = writer(server.url, prefix);

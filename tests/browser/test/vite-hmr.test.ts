@@ -1,7 +1,8 @@
-// A real Vite dev server in a session container, served under its public base /previews/<id>/ through
-// container-manager. Chromium loads the app, Vite's HMR client connects back through the proxy (a WebSocket
-// at the page's own host and port, under the base), and an edit inside the container updates the DOM in
-// place: the page is not reloaded.
+// A real Vite dev server in a session container, served on the path route /previews/<id>/ through
+// container-manager with the one setting it needs: `vite --base /previews/<id>/`, the port registered with
+// stripPrefix: false so that Vite receives the whole path. Chromium loads the app, Vite's HMR client
+// connects back through the proxy (a WebSocket at the page's own host and port, under the base), and an
+// edit inside the container updates the DOM in place: the page is not reloaded.
 import {
   docker,
   RUN_LABEL,
@@ -47,11 +48,11 @@ describe('a Vite dev server behind /previews/<id>/', () => {
       `${TEST_LABEL}=1`,
       '--label',
       `${RUN_LABEL}=${testRunId()}`,
-      '-e',
-      `PREVIEW_BASE=${base}`,
       FIXTURE_VITE_IMAGE,
+      '--base',
+      base,
     ]);
-    const registered = await register(manager.url, sessionId, { port: VITE_PORT });
+    const registered = await register(manager.url, sessionId, { port: VITE_PORT, stripPrefix: false });
     expect(registered.status, registered.body.toString()).toBe(201);
 
     // Vite takes a moment to listen; until then the proxy answers 502.
@@ -102,6 +103,11 @@ describe('a Vite dev server behind /previews/<id>/', () => {
         expect(record.webSockets.some((url) => url.startsWith(`${wsOrigin}${base}?token=`))).toBe(true);
         // Not through Vite's fallback, a direct connection to its own host and port (localhost:5173 here).
         expect(record.console.filter((line) => line.includes('fallback'))).toEqual([]);
+        // Every module under the base, straight from Vite: nothing failed, nothing redirected. Chromium's
+        // own /favicon.ico is outside the base and the app, so it is not counted.
+        const others = record.requests.filter((line) => !line.endsWith('/favicon.ico'));
+        expect(others.filter((line) => !line.startsWith('200 ') && !line.startsWith('304 '))).toEqual([]);
+        expect(others.length).toBeGreaterThan(2);
 
         await page.evaluate('window.__marker = 1');
         await docker([
