@@ -12,7 +12,7 @@ import {
 } from '@sandbox/test-fixtures';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningContainerManager } from '../src/server.js';
-import { errorBody, eventually, type Reply, register, send, startManager } from './harness.js';
+import { errorBody, eventually, type Reply, register, send, startManager, TEST_KEY } from './harness.js';
 
 type Echo = { url: string; remoteAddress: string; port: number };
 
@@ -228,6 +228,18 @@ describe('declarative registration', () => {
     } finally {
       await restarted.close();
     }
+  });
+
+  it('keeps the path prefix for a container labelled sandbox.preview.strip-prefix=false', async () => {
+    const box = await startSessionContainer({
+      labels: { 'sandbox.preview.port': '3000', 'sandbox.preview.strip-prefix': 'false' },
+    });
+    const served = await until(box.sessionId, (r) => r.status === 200);
+    expect(served.json<Echo>().url).toBe(`/previews/${box.sessionId}/`);
+    const listed = await send(manager.url, `/api/internal/sessions/${box.sessionId}/previews`, {
+      headers: { 'x-internal-service-key': TEST_KEY },
+    });
+    expect(listed.json()).toMatchObject({ previews: [{ port: 3000, stripPrefix: false, active: true }] });
   });
 
   it('lets an API registration override the label until the container starts again', async () => {

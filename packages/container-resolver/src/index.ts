@@ -26,8 +26,10 @@ export {
 export {
   PREVIEW_NETWORK_LABEL,
   PREVIEW_PORT_LABEL,
+  PREVIEW_STRIP_PREFIX_LABEL,
   previewNetworkFromLabels,
   previewPortFromLabels,
+  previewStripPrefixFromLabels,
 } from './labels.js';
 export {
   CONTAINER_STATES,

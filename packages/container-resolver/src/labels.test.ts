@@ -2,8 +2,10 @@ import { describe, expect, it } from 'vitest';
 import {
   PREVIEW_NETWORK_LABEL,
   PREVIEW_PORT_LABEL,
+  PREVIEW_STRIP_PREFIX_LABEL,
   previewNetworkFromLabels,
   previewPortFromLabels,
+  previewStripPrefixFromLabels,
 } from './labels.js';
 
 describe('previewPortFromLabels', () => {
@@ -38,6 +40,28 @@ describe('previewPortFromLabels', () => {
   it('reads the sandbox.preview.port label only', () => {
     expect(PREVIEW_PORT_LABEL).toBe('sandbox.preview.port');
     expect(previewPortFromLabels({ 'sandbox.preview.ports': '3000', port: '3000' })).toBeUndefined();
+  });
+});
+
+describe('previewStripPrefixFromLabels', () => {
+  it.each<[string | undefined, boolean | undefined]>([
+    ['false', false],
+    ['true', true],
+    [undefined, undefined],
+    // Anything else is not guessed at: the default applies.
+    ['False', undefined],
+    ['0', undefined],
+    ['no', undefined],
+    [' false', undefined],
+    ['', undefined],
+  ])('%j -> %j', (raw, expected) => {
+    const labels: Record<string, string> = { 'sandbox.preview.port': '3000' };
+    if (raw !== undefined) labels[PREVIEW_STRIP_PREFIX_LABEL] = raw;
+    expect(previewStripPrefixFromLabels(labels)).toBe(expected);
+  });
+
+  it('reads the sandbox.preview.strip-prefix label', () => {
+    expect(PREVIEW_STRIP_PREFIX_LABEL).toBe('sandbox.preview.strip-prefix');
   });
 });
 

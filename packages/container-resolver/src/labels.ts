@@ -2,6 +2,11 @@ import { previewPortSchema } from '@sandbox/preview-registry';
 
 /** Label that registers a container's preview port when it starts (declarative registration). */
 export const PREVIEW_PORT_LABEL = 'sandbox.preview.port';
+/**
+ * Label saying how the path routes serve the labelled port: `false` keeps their prefix (the registration
+ * option `stripPrefix`), for an app started with its public base; `true`, or no label, strips it.
+ */
+export const PREVIEW_STRIP_PREFIX_LABEL = 'sandbox.preview.strip-prefix';
 /** Label naming the network whose address serves a container's preview; overrides `PREVIEW_NETWORK`. */
 export const PREVIEW_NETWORK_LABEL = 'sandbox.preview.network';
 
@@ -12,6 +17,15 @@ export function previewPortFromLabels(labels: Readonly<Record<string, string>>):
   if (raw === undefined || !/^[0-9]{1,5}$/.test(raw)) return undefined;
   const parsed = previewPortSchema.safeParse(Number(raw));
   return parsed.success ? parsed.data : undefined;
+}
+
+/**
+ * The `stripPrefix` a container declares through {@link PREVIEW_STRIP_PREFIX_LABEL}: `true` or `false`
+ * exactly, else `undefined` (the default applies; a typo must not change routing silently either way).
+ */
+export function previewStripPrefixFromLabels(labels: Readonly<Record<string, string>>): boolean | undefined {
+  const raw = labels[PREVIEW_STRIP_PREFIX_LABEL];
+  return raw === 'true' ? true : raw === 'false' ? false : undefined;
 }
 
 /** The network a container asks to be reached on through {@link PREVIEW_NETWORK_LABEL}, if any. */

@@ -1,4 +1,8 @@
-import { type ContainerWatcher, previewPortFromLabels } from '@sandbox/container-resolver';
+import {
+  type ContainerWatcher,
+  previewPortFromLabels,
+  previewStripPrefixFromLabels,
+} from '@sandbox/container-resolver';
 import type { PreviewRegistry } from '@sandbox/preview-registry';
 
 /** Options of {@link syncRegistryWithContainers}. */
@@ -12,7 +16,8 @@ export interface RegistrySyncOptions {
 /**
  * Ties registrations to container lifecycles: a destroyed container loses its registrations (its previews
  * then answer 404), and a container labelled `sandbox.preview.port=<port>` is registered for that port each
- * time it starts, and when the service finds it running at start-up. API registrations made later win
+ * time it starts, and when the service finds it running at start-up (with `sandbox.preview.strip-prefix`
+ * as its `stripPrefix`). API registrations made later win
  * until the container's next start (last write wins). Returns a function that unties them.
  */
 export function syncRegistryWithContainers({
@@ -27,8 +32,9 @@ export function syncRegistryWithContainers({
     started(sessionId, container) {
       const port = previewPortFromLabels(container.labels);
       if (port === undefined) return;
+      const stripPrefix = previewStripPrefixFromLabels(container.labels);
       registry
-        .register(sessionId, port)
+        .register(sessionId, port, stripPrefix === undefined ? {} : { stripPrefix })
         .catch((error: unknown) => log('could not register a labelled port', error));
     },
   });
