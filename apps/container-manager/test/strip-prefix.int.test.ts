@@ -67,13 +67,55 @@ describe('a port registered with stripPrefix: false', () => {
       // An app that honours X-Forwarded-Prefix would put the prefix in front of its own base again.
       expect(echo.headers['x-forwarded-prefix']).toBeUndefined();
     }
-    // The bare session path still gets the slash redirect for a GET; any other method reaches the app as is.
-    const bare = await send(manager.url, `/previews/${id}?x=1`);
-    expect(bare.status).toBe(308);
-    expect(bare.headers.location).toBe(`/previews/${id}/?x=1`);
-    expect((await echoOf(`/previews/${id}?x=1`, { method: 'POST', body: 'b' })).url).toBe(
-      `/previews/${id}?x=1`,
-    );
+    // No slash redirect on the bare session path: the app decides (Next.js redirects the other way).
+    for (const method of ['GET', 'POST']) {
+      const echo = await echoOf(`/previews/${id}?x=1`, method === 'GET' ? {} : { method, body: 'b' });
+      expect(echo.url).toBe(`/previews/${id}?x=1`);
+    }
+  });
+
+  it('presents a same-origin request to a loopback name or the preview domain as addressed to localhost', async () => {
+    const path = `/previews/${box.sessionId}/`;
+    const own = new URL(manager.url).host;
+    const seen = async (headers: Record<string, string>) => (await echoOf(path, { headers })).headers;
+    // The manager's own loopback address, with no Origin or its own: as on a host route.
+    expect(await seen({})).toMatchObject({ host: 'localhost:3000', 'x-forwarded-host': own });
+    expect(await seen({ origin: `http://${own}` })).toMatchObject({
+      host: 'localhost:3000',
+      origin: 'http://localhost:3000',
+    });
+    expect(await seen({ host: `localhost:${new URL(manager.url).port}` })).toMatchObject({
+      host: 'localhost:3000',
+    });
+    expect(await seen({ host: DOMAIN })).toMatchObject({ host: 'localhost:3000' });
+    // Another origin, or a name DNS could point here from any site (rebinding): exactly as sent.
+    expect(await seen({ origin: 'http://evil.example' })).toMatchObject({
+      host: own,
+      origin: 'http://evil.example',
+    });
+    expect(await seen({ host: 'evil.example:4002' })).toMatchObject({ host: 'evil.example:4002' });
+    expect(await seen({ host: `x.${DOMAIN}` })).toMatchObject({ host: `x.${DOMAIN}` });
+    // A port that strips its prefix keeps the header contract: Host as the client sent it.
+    await register(manager.url, box.sessionId, { port: 4000 });
+    try {
+      expect(await seen({})).toMatchObject({ host: own });
+    } finally {
+      await register(manager.url, box.sessionId, { port: 3000, stripPrefix: false });
+    }
+  });
+
+  it('passes Host and Origin unchanged with HOST_ROUTE_LOCALHOST=false', async () => {
+    const plain = await startManager({ PREVIEW_DOMAIN: DOMAIN, HOST_ROUTE_LOCALHOST: 'false' });
+    try {
+      await register(plain.url, box.sessionId, { port: 3000, stripPrefix: false });
+      const own = new URL(plain.url).host;
+      const reply = await send(plain.url, `/previews/${box.sessionId}/`, {
+        headers: { origin: `http://${own}` },
+      });
+      expect(reply.json<Echo>().headers).toMatchObject({ host: own, origin: `http://${own}` });
+    } finally {
+      await plain.close();
+    }
   });
 
   it('passes Location and Set-Cookie as the app wrote them', async () => {

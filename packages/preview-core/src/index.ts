@@ -135,6 +135,7 @@ export {
 export {
   createProxyRoute,
   createUpgradeRoute,
+  isLocalPathRouteHost,
   matchPreviewRoute,
   type PreviewRouteMatch,
   type ProxyRouteOptions,

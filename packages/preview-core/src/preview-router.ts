@@ -15,7 +15,12 @@ import {
   sendUpgradeErrorResponse,
 } from './http-errors.js';
 import { requireInternalKey } from './internal-key.js';
-import { asMiddleware, createProxyRouteHandler, createUpgradeRoute } from './proxy-route.js';
+import {
+  asMiddleware,
+  createProxyRouteHandler,
+  createUpgradeRoute,
+  isLocalPathRouteHost,
+} from './proxy-route.js';
 import { createRegistrationRouter } from './registration.js';
 import { createPreviewTargetResolver } from './target.js';
 
@@ -47,8 +52,9 @@ export interface PreviewRouterOptions {
   previewDomain?: string;
   /**
    * Host routes present same-origin requests to the app as addressed to `localhost:<port>` (`Host`,
-   * `Origin`), so dev servers work on any preview domain with no configuration. Default true; false
-   * passes them as `preserveHost` says.
+   * `Origin`), so dev servers work on any preview domain with no configuration. So do the path routes for
+   * a port registered with `stripPrefix: false`, when the request's `Host` is a loopback name or the
+   * preview domain itself. Default true; false passes them as `preserveHost` says.
    */
   hostRouteAsLocalhost?: boolean;
   /** Route prefixes, without trailing slash. */
@@ -132,10 +138,19 @@ export function createPreviewRouter(
             asLocalhost: hostRouteAsLocalhost,
           }),
         ];
-  const proxyRoutes = [
-    ...hostRoute,
-    ...proxied.map((prefix) => createProxyRouteHandler({ prefix, targets, proxy })),
-  ];
+  // Ports that keep the prefix are presented as localhost like host routes, for the names only this
+  // machine or the preview domain's owner can put in Host.
+  const domain = previewDomain === undefined ? undefined : normalizePreviewDomain(previewDomain);
+  const presentsAsLocalhost = hostRouteAsLocalhost
+    ? (host: string | undefined) => isLocalPathRouteHost(host, domain)
+    : undefined;
+  const pathRoute = (prefix: string) => ({
+    prefix,
+    targets,
+    proxy,
+    ...(presentsAsLocalhost === undefined ? {} : { presentsAsLocalhost }),
+  });
+  const proxyRoutes = [...hostRoute, ...proxied.map((prefix) => createProxyRouteHandler(pathRoute(prefix)))];
   for (const route of proxyRoutes) router.use(asMiddleware(route));
   const handleProxy: PreviewProxyHandler = (req, res, next) => {
     for (const route of proxyRoutes) if (route(req, res, next)) return;
@@ -150,7 +165,7 @@ export function createPreviewRouter(
         targets,
         basePath: prefixes.api,
         ...(publicProxy ? { publicPrefix: prefixes.public } : {}),
-        ...(previewDomain === undefined ? {} : { previewDomain: normalizePreviewDomain(previewDomain) }),
+        ...(domain === undefined ? {} : { previewDomain: domain }),
       }),
     );
   }
@@ -166,7 +181,7 @@ export function createPreviewRouter(
             asLocalhost: hostRouteAsLocalhost,
           }),
         ]),
-    ...proxied.map((prefix) => createUpgradeRoute({ prefix, targets, proxy })),
+    ...proxied.map((prefix) => createUpgradeRoute(pathRoute(prefix))),
   ];
   const handleUpgrade: PreviewUpgradeHandler = (req, socket, head) => {
     // Until the proxy takes the socket over, a client that vanishes must not crash the process.

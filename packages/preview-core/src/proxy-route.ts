@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream';
 import { type PreviewError, previewErrors } from '@sandbox/error-contract';
 import { isValidSessionId } from '@sandbox/preview-registry';
 import {
+  type ForwardRequest,
   hasMalformedPercentEncoding,
   type PreviewProxy,
   slashRedirectLocation,
@@ -17,6 +18,36 @@ export interface ProxyRouteOptions {
   prefix: string;
   targets: PreviewTargetResolver;
   proxy: PreviewProxy;
+  /**
+   * For a port that keeps the prefix (an app told its base: a dev server, nearly always): whether a
+   * same-origin request with this `Host` is presented to the app as addressed to `localhost:<port>`, as
+   * host routes do, so that dev servers that trust only localhost (Next.js) take it. Only names a page of
+   * another site cannot send (DNS rebinding): see {@link isLocalPathRouteHost}. Default: never.
+   */
+  presentsAsLocalhost?: (host: string | undefined) => boolean;
+}
+
+/** The host name of a `Host` value: lowercase, without port, brackets or a trailing dot. */
+function hostnameOf(host: string): string {
+  const name = host.startsWith('[') ? host.slice(1, host.indexOf(']')) : (host.split(':', 1)[0] ?? '');
+  return name.toLowerCase().replace(/\.$/, '');
+}
+
+/**
+ * Whether a `Host` names this machine's loopback (`localhost`, `*.localhost`, `127.0.0.0/8`, `::1`) or the
+ * preview domain itself (pure). A page of another site reaches the proxy with its own name in `Host`, even
+ * when its DNS points at the proxy (rebinding), so such a request cannot carry one of these.
+ */
+export function isLocalPathRouteHost(host: string | undefined, previewDomain?: string): boolean {
+  if (host === undefined) return false;
+  const name = hostnameOf(host);
+  return (
+    name === 'localhost' ||
+    name.endsWith('.localhost') ||
+    /^127(\.\d{1,3}){3}$/.test(name) ||
+    name === '::1' ||
+    (previewDomain !== undefined && name === previewDomain)
+  );
 }
 
 /** A request matched to a preview route. */
@@ -91,7 +122,12 @@ export function asMiddleware(handler: ProxyRouteHandler) {
 }
 
 /** {@link createProxyRoute} as a {@link ProxyRouteHandler}. */
-export function createProxyRouteHandler({ prefix, targets, proxy }: ProxyRouteOptions): ProxyRouteHandler {
+export function createProxyRouteHandler({
+  prefix,
+  targets,
+  proxy,
+  presentsAsLocalhost,
+}: ProxyRouteOptions): ProxyRouteHandler {
   return (req, res, next) => {
     const match = matchPreviewRoute(req.url ?? '/', prefix, req.baseUrl);
     if (match === undefined) return false;
@@ -106,7 +142,9 @@ export function createProxyRouteHandler({ prefix, targets, proxy }: ProxyRouteOp
       req.originalUrl ?? req.url ?? '/',
       `${base}${prefix}`,
     );
-    if (redirect !== undefined) {
+    // An app that keeps the prefix decides for itself (Next.js redirects `/previews/abc/` to
+    // `/previews/abc`: redirecting back would loop).
+    if (redirect !== undefined && targets.keepsPrefix?.(match.sessionId) !== true) {
       res.writeHead(308, { location: redirect, 'content-length': '0' }).end();
       return true;
     }
@@ -123,11 +161,11 @@ export function createProxyRouteHandler({ prefix, targets, proxy }: ProxyRouteOp
       next(error);
       return true;
     }
-    if (known !== undefined) forwardTo(proxy, req, res, match, known, next);
+    if (known !== undefined) forwardTo(proxy, req, res, match, known, next, presentsAsLocalhost);
     else
       targets
         .resolve(match.sessionId)
-        .then((target) => forwardTo(proxy, req, res, match, target, next), next);
+        .then((target) => forwardTo(proxy, req, res, match, target, next, presentsAsLocalhost), next);
     return true;
   };
 }
@@ -138,10 +176,17 @@ export function createProxyRouteHandler({ prefix, targets, proxy }: ProxyRouteOp
  * whole request target, byte for byte, and no prefix to tell or put back, as on a host route: an app that
  * knows its base writes its headers for it, and an `X-Forwarded-Prefix` would have it prefix them twice.
  */
-function forwardRequest(fullUrl: string, match: PreviewRouteMatch, target: PreviewTarget) {
-  return target.keepPrefix === true
-    ? { target, forwardPath: fullUrl, prefix: '', sessionId: match.sessionId }
-    : { target, forwardPath: match.forwardPath, prefix: match.routePrefix, sessionId: match.sessionId };
+function forwardRequest(
+  req: IncomingMessage,
+  fullUrl: string,
+  match: PreviewRouteMatch,
+  target: PreviewTarget,
+  presentsAsLocalhost: ProxyRouteOptions['presentsAsLocalhost'],
+): ForwardRequest {
+  if (target.keepPrefix !== true)
+    return { target, forwardPath: match.forwardPath, prefix: match.routePrefix, sessionId: match.sessionId };
+  const asLocalhost = presentsAsLocalhost?.(req.headers.host) === true;
+  return { target, forwardPath: fullUrl, prefix: '', sessionId: match.sessionId, asLocalhost };
 }
 
 function forwardTo(
@@ -151,17 +196,24 @@ function forwardTo(
   match: PreviewRouteMatch,
   target: PreviewTarget,
   next: Next,
+  presentsAsLocalhost: ProxyRouteOptions['presentsAsLocalhost'],
 ): void {
   const trace = traceOf(req);
   if (trace) trace.port = target.port;
-  proxy.forward(req, res, forwardRequest(req.originalUrl ?? req.url ?? '/', match, target), next);
+  const request = forwardRequest(req, req.originalUrl ?? req.url ?? '/', match, target, presentsAsLocalhost);
+  proxy.forward(req, res, request, next);
 }
 
 /** Handles one upgrade request; returns false when the URL is not under this route's prefix. */
 export type UpgradeRoute = (req: IncomingMessage, socket: Duplex, head: Buffer, fail: Next) => boolean;
 
 /** The WebSocket twin of {@link createProxyRoute}: same lookup, resolution and errors, before any upgrade. */
-export function createUpgradeRoute({ prefix, targets, proxy }: ProxyRouteOptions): UpgradeRoute {
+export function createUpgradeRoute({
+  prefix,
+  targets,
+  proxy,
+  presentsAsLocalhost,
+}: ProxyRouteOptions): UpgradeRoute {
   return (req, socket, head, fail) => {
     const match = matchPreviewRoute(req.url ?? '/', prefix);
     if (match === undefined) return false;
@@ -176,7 +228,8 @@ export function createUpgradeRoute({ prefix, targets, proxy }: ProxyRouteOptions
     }
     targets.resolve(match.sessionId).then((target) => {
       if (trace) trace.port = target.port;
-      proxy.forwardUpgrade(req, socket, head, forwardRequest(req.url ?? '/', match, target), fail);
+      const request = forwardRequest(req, req.url ?? '/', match, target, presentsAsLocalhost);
+      proxy.forwardUpgrade(req, socket, head, request, fail);
     }, fail);
     return true;
   };

@@ -20,6 +20,11 @@ export interface PreviewTargetResolver {
    * Optional, for resolvers written elsewhere.
    */
   peek?(sessionId: string): PreviewTarget | undefined;
+  /**
+   * Whether the session's active port keeps the path routes' prefix, answered now from the registry's
+   * memory; `undefined` when only `resolve` can tell. Optional, for resolvers written elsewhere.
+   */
+  keepsPrefix?(sessionId: string): boolean | undefined;
   /** The same for one given port of the session (host routing): the contract's 404 unless it is registered. */
   resolvePort(sessionId: string, port: number): Promise<UpstreamTarget>;
   /** Registration's check: the container exists and runs (an address is only needed to proxy). */
@@ -54,6 +59,10 @@ export function createPreviewTargetResolver({
   const targetOf = (sessionId: string, host: string, port: number): PreviewTarget =>
     registry.keepsPrefix(sessionId, port) ? { host, port, keepPrefix: true } : { host, port };
   return {
+    keepsPrefix(sessionId) {
+      const port = registry.peek?.(sessionId);
+      return port === undefined ? undefined : registry.keepsPrefix(sessionId, port);
+    },
     peek(sessionId) {
       const port = registry.peek?.(sessionId);
       if (port === undefined) return undefined;
