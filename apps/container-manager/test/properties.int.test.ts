@@ -298,7 +298,7 @@ function hostOf(request: RawRequest): string | undefined {
   return value === undefined ? undefined : trimBlanks(value);
 }
 
-/** `{port}-{sessionId}.{DOMAIN}` per README "Host routing": any case, `:port` and one trailing dot ignored. */
+/** `{port}-{sessionId}.{DOMAIN}` per docs/contract.md "Host routing": any case, `:port` and one trailing dot ignored. */
 function previewHostOf(
   host: string | undefined,
 ): { sessionId: string; port: number } | 'bad-port' | undefined {
@@ -333,7 +333,7 @@ function pathRouteOf(target: string) {
   return undefined;
 }
 
-/** README "Errors": a `%` not followed by two hex digits in the path (the query is the app's business). */
+/** docs/contract.md "Errors": a `%` not followed by two hex digits in the path (the query is the app's business). */
 function hasMalformedPath(target: string): boolean {
   return /%(?![0-9A-Fa-f]{2})/.test(target.split('?')[0] ?? '');
 }

@@ -134,7 +134,7 @@ const SESSION_PATH: readonly PreviewErrorCode[] = [
   'INVALID_SESSION_ID',
 ];
 
-/** The operations of the internal API and the error rows each can answer (see the README's Errors). */
+/** The operations of the internal API and the error rows each can answer (see docs/contract.md, Errors). */
 export const INTERNAL_API_OPERATIONS: readonly InternalApiOperation[] = [
   {
     method: 'post',
