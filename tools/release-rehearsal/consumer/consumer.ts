@@ -14,11 +14,18 @@ import {
 import express, { type Express } from 'express';
 
 const ports = new Map<string, number>();
+// Ports registered with stripPrefix: false, as `${sessionId} ${port}`.
+const keptPrefix = new Set<string>();
 
 export const registry: PreviewRegistry = {
-  async register(sessionId, port) {
+  async register(sessionId, port, { stripPrefix = true } = {}) {
     ports.set(sessionId, port);
-    return { sessionId, port };
+    if (stripPrefix) keptPrefix.delete(`${sessionId} ${port}`);
+    else keptPrefix.add(`${sessionId} ${port}`);
+    return { sessionId, port, stripPrefix };
+  },
+  keepsPrefix(sessionId, port) {
+    return ports.get(sessionId) === port && keptPrefix.has(`${sessionId} ${port}`);
   },
   async lookup(sessionId) {
     return ports.get(sessionId);
@@ -61,6 +68,8 @@ export const recognised: boolean = isPreviewError(forbidden);
 
 // @ts-expect-error a port is a number
 void registry.register('abc', '3000');
+// @ts-expect-error stripPrefix is a boolean
+void registry.register('abc', 3000, { stripPrefix: 'false' });
 // @ts-expect-error the body's code is one of the contract's codes
 export const badCode: ErrorBody['code'] = 'NOT_A_CODE';
 // @ts-expect-error createPreviewRouter takes no registry of the wrong shape
