@@ -55,25 +55,45 @@
 //   pnpm --filter @sandbox/bench bench:dev --rounds 3 --frameworks vite,next
 //   pnpm --filter @sandbox/bench bench:dev --exec fresh         # one docker exec per edit
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { createServer } from 'node:net';
-import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
+import { cpus, loadavg, release, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 import {
   assertDockerEngine,
   docker,
   RUN_LABEL,
-  runScript,
   SESSION_CONTAINER_PREFIX,
   TEST_LABEL,
   testRunId,
   uniqueSessionId,
 } from '@sandbox/test-fixtures';
 import { type Browser, chromium, type Page } from 'playwright-core';
+import {
+  APP_DIR,
+  codeUnderTest,
+  ensureExecutables,
+  freePort,
+  KEY,
+  median,
+  type NginxProcess,
+  nginxErrorLog,
+  numberFlag,
+  RESULTS_DIR,
+  ROOT_DIR,
+  registerPreview,
+  removeTempDirs,
+  round,
+  runBenchmark,
+  type Service,
+  sleep,
+  spawnNginx,
+  startService,
+  stopChildren,
+  tempDir,
+  track,
+} from './support.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -87,14 +107,6 @@ const { values: flags } = parseArgs({
     exec: { type: 'string' },
   },
 });
-
-function numberFlag(raw: string | undefined, name: string, fallback: number, min: number, max: number) {
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isFinite(value) || value < min || value > max)
-    throw new Error(`--${name} must be a number from ${min} to ${max}, got ${raw}`);
-  return value;
-}
 
 const ROUNDS = Math.floor(numberFlag(flags.rounds, 'rounds', 7, 1, 30));
 const EXEC_MODE = flags.exec ?? 'shell';
@@ -115,11 +127,6 @@ const FRAMEWORKS: FrameworkName[] = flags.frameworks
   : ALL_FRAMEWORKS;
 
 const DOMAIN = 'preview.example.test';
-const KEY = `bench-${process.pid}-${Date.now().toString(36)}`;
-const ROOT_DIR = fileURLToPath(new URL('../', import.meta.url));
-const BENCH_DIR = fileURLToPath(new URL('./', import.meta.url));
-const APP_DIR = join(ROOT_DIR, 'apps/container-manager/');
-const RESULTS_DIR = join(BENCH_DIR, 'results/');
 const RESULTS_FILE = join(RESULTS_DIR, 'dev-servers.json');
 const CHROMIUM_PATH = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 /** As tests/browser/test/support.ts launches it: what Debian's chromium needs headless as root here. */
@@ -260,42 +267,14 @@ function hmrObserverScript(text: string): string {
 // ---------------------------------------------------------------------------------------------------------
 // Small helpers.
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-const round = (value: number, digits = 1) => Math.round(value * 10 ** digits) / 10 ** digits;
 const load1 = () => round(loadavg()[0] ?? 0, 2);
 const errorText = (error: unknown) => (error instanceof Error ? error.message : String(error));
-
-function median(values: number[]): number {
-  if (values.length === 0) return Number.NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? (sorted[mid] ?? 0) : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
-}
 
 /** Nearest rank: with 7 samples the p90 is the largest, with 14 the 13th. */
 function p90(values: number[]): number {
   if (values.length === 0) return Number.NaN;
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length, Math.ceil(0.9 * sorted.length)) - 1] ?? Number.NaN;
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const address = server.address();
-  const port = typeof address === 'object' && address !== null ? address.port : 0;
-  server.close();
-  await once(server, 'close');
-  return port;
-}
-
-function findExecutable(name: string): string | undefined {
-  const dirs = [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/sbin', '/usr/local/sbin'];
-  for (const dir of dirs) {
-    if (dir && existsSync(join(dir, name))) return join(dir, name);
-  }
-  return undefined;
 }
 
 /** A GET with a Host header of our choosing (fetch does not let one set Host): status and body. */
@@ -317,88 +296,13 @@ function get(url: string, host?: string): Promise<{ status: number; body: string
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Children: every process we start is tracked, so that cleanup can end it by its pid.
+// The containers, by name (the child processes and the temporary directory: support.ts's track, tempDir).
 
-const children = new Set<ChildProcess>();
-const tempDirs: string[] = [];
 /** Names of the containers this run started (or is starting): removed by name on the way out. */
 const containerNames = new Set<string>();
 
-function track(child: ChildProcess): ChildProcess {
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  return child;
-}
-
-function childPids(pid: number): number[] {
-  try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ').filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
-}
-
-process.once('exit', () => {
-  for (const child of children) {
-    // nginx's worker outlives a master killed with SIGKILL: end it by its pid first.
-    for (const pid of child.pid === undefined ? [] : childPids(child.pid)) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-    child.kill('SIGKILL');
-  }
-  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
-});
-
-async function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM', graceMs = 10_000) {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = once(child, 'exit');
-  child.kill(signal);
-  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-  await exited;
-  clearTimeout(timer);
-}
-
-function capture(child: ChildProcess): () => string {
-  let output = '';
-  const append = (chunk: Buffer) => {
-    output = (output + chunk.toString()).slice(-32 * 1024);
-  };
-  child.stdout?.on('data', append);
-  child.stderr?.on('data', append);
-  return () => output;
-}
-
 // ---------------------------------------------------------------------------------------------------------
 // Tools and images.
-
-async function ensureNginx(): Promise<string> {
-  const found = findExecutable('nginx');
-  if (found) return found;
-  const canApt =
-    process.getuid?.() === 0 && existsSync('/etc/debian_version') && findExecutable('apt-get') !== undefined;
-  if (!canApt)
-    throw new Error(
-      'this benchmark needs nginx: on Debian or Ubuntu, as root: apt-get install -y nginx-light; elsewhere' +
-        ' install nginx from your package manager, so that it is on PATH',
-    );
-  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  const options = { env, timeout: 300_000, maxBuffer: 16 * 1024 * 1024 };
-  console.log('installing nginx-light (apt-get)...');
-  try {
-    await execFileAsync('apt-get', ['install', '-y', 'nginx-light'], options);
-  } catch {
-    console.log('apt-get install failed; running apt-get update, then trying again');
-    await execFileAsync('apt-get', ['update'], options);
-    await execFileAsync('apt-get', ['install', '-y', 'nginx-light'], options);
-  }
-  const nginx = findExecutable('nginx');
-  if (!nginx) throw new Error('apt-get install nginx-light did not put nginx on PATH');
-  return nginx;
-}
 
 /** The build scripts are idempotent (quick when the inputs did not change); one after the other, as they lock. */
 async function ensureImages(): Promise<void> {
@@ -426,24 +330,6 @@ async function toolVersion(file: string, args: string[]): Promise<string> {
     return `${stdout}${stderr}`.split('\n')[0]?.trim() ?? '';
   } catch {
     return 'unknown';
-  }
-}
-
-/** The commit, and the files changed since, outside bench/: what "ours" measured. */
-async function codeUnderTest(): Promise<{ commit: string; uncommitted: string[] }> {
-  try {
-    const git = (args: string[]) => execFileAsync('git', ['-C', ROOT_DIR, ...args], { timeout: 10_000 });
-    const { stdout: commit } = await git(['rev-parse', '--short', 'HEAD']);
-    const { stdout: status } = await git(['status', '--porcelain', '--', '.', ':(exclude)bench']);
-    return {
-      commit: commit.trim(),
-      uncommitted: status
-        .split('\n')
-        .filter(Boolean)
-        .map((line) => line.slice(3)),
-    };
-  } catch {
-    return { commit: 'unknown (not a git checkout)', uncommitted: [] };
   }
 }
 
@@ -594,15 +480,7 @@ function freshExec(id: string): (command: string) => Promise<number> {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// nginx: master + 1 worker, in the foreground, everything under a temporary prefix.
-
-interface Nginx {
-  child: ChildProcess;
-  pid: number;
-  port: number;
-  config: string;
-  output(): string;
-}
+// nginx: master + 1 worker, in the foreground, everything under a temporary prefix (spawnNginx).
 
 function nginxConfig(prefix: string, port: number, apps: App[]): string {
   const servers = apps
@@ -674,22 +552,10 @@ ${servers}}
 `;
 }
 
-async function startNginx(binary: string, dir: string, apps: App[]): Promise<Nginx> {
-  const prefix = join(dir, 'nginx');
-  mkdirSync(prefix, { recursive: true });
-  const port = await freePort();
-  const config = nginxConfig(prefix, port, apps);
-  const configFile = join(prefix, 'nginx.conf');
-  writeFileSync(configFile, config);
-  // -e: the error log before the configuration is read (else the compiled-in /var/log/nginx/error.log).
-  const child = track(
-    spawn(binary, ['-p', prefix, '-c', configFile, '-e', join(prefix, 'error.log')], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    }),
-  );
-  const output = capture(child);
-  const pid = child.pid;
-  if (pid === undefined) throw new Error('nginx did not start');
+/** Started once it refuses a host name that is not a preview's: every server block is loaded by then. */
+async function startNginx(binary: string, dir: string, apps: App[]): Promise<NginxProcess> {
+  const nginx = await spawnNginx(binary, dir, (prefix, port) => nginxConfig(prefix, port, apps));
+  const { child, port, prefix, output } = nginx;
   const deadline = Date.now() + 15_000;
   for (;;) {
     const answered = await get(`http://127.0.0.1:${port}/`, 'nobody.invalid').then(
@@ -697,70 +563,38 @@ async function startNginx(binary: string, dir: string, apps: App[]): Promise<Ngi
       () => false,
     );
     if (answered) break;
-    if (child.exitCode !== null || Date.now() > deadline) {
-      const log = existsSync(join(prefix, 'error.log'))
-        ? readFileSync(join(prefix, 'error.log'), 'utf8')
-        : '';
-      throw new Error(`nginx did not start:\n${output()}\n${log.slice(-4000)}`);
-    }
+    if (child.exitCode !== null || Date.now() > deadline)
+      throw new Error(`nginx did not start:\n${output()}\n${nginxErrorLog(prefix).slice(-4000)}`);
     await sleep(100);
   }
-  return { child, pid, port, config, output };
+  return nginx;
 }
 
 // ---------------------------------------------------------------------------------------------------------
 // container-manager, as `pnpm start` runs it, in a child process of its own.
 
-interface Manager {
-  child: ChildProcess;
-  pid: number;
+interface Manager extends Service {
+  /** The port it was given (PORT): it listens on all addresses (its default), addressed on 127.0.0.1. */
   port: number;
   command: string;
-  output(): string;
 }
 
 async function startManager(): Promise<Manager> {
   const port = await freePort();
-  const env: Record<string, string> = {
-    PATH: process.env.PATH ?? '',
-    HOME: process.env.HOME ?? '/root',
-    INTERNAL_SERVICE_KEY: KEY,
-    PORT: String(port),
-    PREVIEW_DOMAIN: DOMAIN,
-  };
-  for (const name of ['DOCKER_HOST', 'DOCKER_TLS_VERIFY', 'DOCKER_CERT_PATH']) {
-    const value = process.env[name];
-    if (value !== undefined) env[name] = value;
-  }
-  // `pnpm start` is `tsx src/main.ts`: tsx runs node with its loader over the sources. The same node process
-  // without the pnpm and tsx wrappers, so that the pid we track is the service's own.
+  // `pnpm start` is `tsx src/main.ts`: tsx runs node with its loader over the sources (startService runs that
+  // node process itself). Its own defaults otherwise (HOST, the access log), as a developer runs it.
   const nodeArgs = ['--import', 'tsx', 'src/main.ts'];
-  const child = track(
-    spawn(process.execPath, nodeArgs, { cwd: APP_DIR, env, stdio: ['ignore', 'pipe', 'pipe'] }),
-  );
-  const output = capture(child);
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    if (/listening on http:\/\//.test(output()) && child.pid !== undefined)
-      return { child, pid: child.pid, port, command: `node ${nodeArgs.join(' ')}`, output };
-    if (child.exitCode !== null || Date.now() > deadline) {
-      await stopChild(child, 'SIGKILL');
-      throw new Error(`container-manager did not start:\n${output()}`);
-    }
-    await sleep(50);
-  }
+  const manager = await startService({
+    name: 'container-manager',
+    cwd: APP_DIR,
+    nodeArgs,
+    env: { INTERNAL_SERVICE_KEY: KEY, PORT: String(port), PREVIEW_DOMAIN: DOMAIN },
+  });
+  return { ...manager, port, command: `node ${nodeArgs.join(' ')}` };
 }
 
-async function register(manager: Manager, app: App): Promise<void> {
-  const res = await fetch(
-    `http://127.0.0.1:${manager.port}/api/internal/sessions/${app.sessionId}/previews`,
-    {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', 'x-internal-service-key': KEY },
-      body: JSON.stringify({ port: app.fw.port }),
-    },
-  );
-  if (res.status !== 201) throw new Error(`registration answered ${res.status}: ${await res.text()}`);
+function register(manager: Manager, app: App): Promise<void> {
+  return registerPreview(`http://127.0.0.1:${manager.port}`, app.sessionId, app.fw.port);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -864,19 +698,28 @@ async function measurePage(browser: Browser, app: App, path: PathName, label: st
       new Error(
         `${fw.name} ${path} ${label}: ${what}${error === undefined ? '' : `: ${errorText(error).split('\n')[0]}`}\n  ${watch.problems()}`,
       );
+    /** A failed wait is the page's failure, `what`; unless the network changed under it (measured again). */
+    const failing =
+      (what: string) =>
+      (error: unknown): never => {
+        if (error instanceof NetworkChanged) throw error;
+        throw fail(what, error);
+      };
+    /** The Date.now() that one of our observers stored in the page as `window[name]`, once it is there. */
+    const stamp = (name: string, timeoutMs: number) =>
+      guard(
+        page
+          .waitForFunction(`window.${name}`, undefined, { timeout: timeoutMs, polling: 20 })
+          .then((handle) => handle.jsonValue() as Promise<number>),
+      );
 
     const url = app.urls[path];
     const started = Date.now();
     const response = await guard(page.goto(url, { waitUntil: 'commit', timeout: PAGE_TIMEOUT_MS }));
     if (response?.status() !== 200) throw fail(`GET ${url} answered ${response?.status()}`);
-    const readyAt = await guard(
-      page
-        .waitForFunction('window.__benchReadyAt', undefined, { timeout: PAGE_TIMEOUT_MS, polling: 20 })
-        .then((handle) => handle.jsonValue() as Promise<number>),
-    ).catch((error: unknown) => {
-      if (error instanceof NetworkChanged) throw error;
-      throw fail(`not ${fw.renderedLabel} within ${PAGE_TIMEOUT_MS / 1000} s`, error);
-    });
+    const readyAt = await stamp('__benchReadyAt', PAGE_TIMEOUT_MS).catch(
+      failing(`not ${fw.renderedLabel} within ${PAGE_TIMEOUT_MS / 1000} s`),
+    );
     const renderMs = readyAt - started;
     const { requests, bytes } = (await page.evaluate(LOADED_SCRIPT)) as { requests: number; bytes: number };
     const loaded = { requests, kib: round(bytes / 1024, 0) };
@@ -888,10 +731,7 @@ async function measurePage(browser: Browser, app: App, path: PathName, label: st
           timeout: 10_000,
           polling: 20,
         }),
-      ).catch((error: unknown) => {
-        if (error instanceof NetworkChanged) throw error;
-        throw fail('the counter did not count a click', error);
-      });
+      ).catch(failing('the counter did not count a click'));
     }
 
     const hmr: HmrSample[] = [];
@@ -918,14 +758,9 @@ async function measurePage(browser: Browser, app: App, path: PathName, label: st
           await page.evaluate(hmrObserverScript(text));
           const before = Date.now();
           const written = await app.run(edit.command(text));
-          const shownAt = await guard(
-            page
-              .waitForFunction('window.__benchHmrAt', undefined, { timeout: HMR_TIMEOUT_MS, polling: 20 })
-              .then((handle) => handle.jsonValue() as Promise<number>),
-          ).catch((error: unknown) => {
-            if (error instanceof NetworkChanged) throw error;
-            throw fail(`"${text}" not shown within ${HMR_TIMEOUT_MS / 1000} s of the edit`, error);
-          });
+          const shownAt = await stamp('__benchHmrAt', HMR_TIMEOUT_MS).catch(
+            failing(`"${text}" not shown within ${HMR_TIMEOUT_MS / 1000} s of the edit`),
+          );
           // A full reload would also show the text, but is not HMR: the marker would be gone.
           if ((await page.evaluate('window.__benchMarker')) !== 1)
             throw fail('the page reloaded on the edit');
@@ -999,7 +834,7 @@ function printTable(summaries: MetricSummary[]) {
 // ---------------------------------------------------------------------------------------------------------
 
 let manager: Manager | undefined;
-let nginx: Nginx | undefined;
+let nginx: NginxProcess | undefined;
 let browser: Browser | undefined;
 let cleanedUp: Promise<void> | undefined;
 
@@ -1007,14 +842,14 @@ function cleanup(): Promise<void> {
   cleanedUp ??= (async () => {
     // Chromium first: its open HMR sockets would otherwise hold the proxies' shutdown.
     await Promise.race([browser?.close().catch(() => {}), sleep(10_000)]);
-    await Promise.all([...children].map((child) => stopChild(child, 'SIGTERM', 5000).catch(() => {})));
+    await stopChildren();
     if (containerNames.size > 0)
       await docker(['rm', '-f', ...containerNames]).catch((error: unknown) => {
         // A container whose `docker run` never got as far as creating it is no error.
         if (!/No such container/i.test(errorText(error)))
           console.error('could not remove the containers:', error);
       });
-    for (const dir of tempDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+    removeTempDirs();
   })();
   return cleanedUp;
 }
@@ -1025,13 +860,12 @@ async function main(): Promise<number> {
     throw new Error(
       `Chromium not found at ${CHROMIUM_PATH}: apt-get install -y chromium, or set CHROMIUM_PATH`,
     );
-  const nginxBinary = await ensureNginx();
+  const { nginx: nginxBinary } = await ensureExecutables({ nginx: 'nginx-light' });
   await assertDockerEngine();
   console.log('fixture images:');
   await ensureImages();
 
-  const dir = mkdtempSync(join(tmpdir(), 'sandbox-bench-dev-'));
-  tempDirs.push(dir);
+  const dir = tempDir('sandbox-bench-dev-');
   const machine = {
     date: startedAt.toISOString(),
     nproc: cpus().length,
@@ -1295,13 +1129,12 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const)
     if (cleanedUp !== undefined) console.error(`${signal}: still cleaning up`);
   });
 
-runScript({
-  name: 'the benchmark',
+runBenchmark({
   main,
   cleanup,
   watchdogMs: WATCHDOG_MS,
-  onFailure: () => {
-    if (manager) console.error(`container-manager output:\n${manager.output().slice(-4000)}`);
-    if (nginx) console.error(`nginx output:\n${nginx.output().slice(-2000)}`);
-  },
+  outputs: () => [
+    ['container-manager', manager, 4000],
+    ['nginx', nginx, 2000],
+  ],
 });

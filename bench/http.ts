@@ -37,19 +37,10 @@
 //   pnpm --filter @sandbox/bench bench --nginx-keepalive 256     # nginx keeps every upstream connection
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
-import { connect, createServer, type Socket } from 'node:net';
-import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { cpus, loadavg, release, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 import { createRedisPreviewState } from '@sandbox/preview-registry';
 import {
@@ -58,13 +49,40 @@ import {
   ensureFixtureImages,
   parseWrkReport,
   removeCreatedContainers,
-  runScript,
   type SessionContainer,
   startRedisServer,
   startSessionContainer,
   tcpSocketsTowards,
   type WrkReport,
 } from '@sandbox/test-fixtures';
+import {
+  APP_DIR,
+  BENCH_DIR,
+  capture,
+  childPids,
+  codeUnderTest,
+  ensureExecutables,
+  KEY,
+  median,
+  mib,
+  nginxErrorLog,
+  numberFlag,
+  RESULTS_DIR,
+  ROOT_DIR,
+  registerPreview,
+  removeTempDirs,
+  round,
+  rssBytes,
+  runBenchmark,
+  type Service,
+  sleep,
+  spawnNginx,
+  startService,
+  stopChild,
+  stopChildren,
+  tempDir,
+  track,
+} from './support.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -84,14 +102,6 @@ const { values: flags } = parseArgs({
   },
 });
 
-function numberFlag(raw: string | undefined, name: string, fallback: number, min: number, max: number) {
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isFinite(value) || value < min || value > max)
-    throw new Error(`--${name} must be a number from ${min} to ${max}, got ${raw}`);
-  return value;
-}
-
 const ROUNDS = Math.floor(numberFlag(flags.rounds, 'rounds', 3, 1, 9));
 const DURATION_S = Math.floor(numberFlag(flags.duration, 'duration', 5, 1, 30));
 const WARMUP_S = 1;
@@ -106,11 +116,6 @@ const SCALE_ROUNDS = Math.floor(numberFlag(flags['scale-rounds'], 'scale-rounds'
 const NGINX_KEEPALIVE = Math.floor(numberFlag(flags['nginx-keepalive'], 'nginx-keepalive', 64, 1, 4096));
 const PROFILE = flags.profile === true;
 
-const KEY = `bench-${process.pid}-${Date.now().toString(36)}`;
-const ROOT_DIR = fileURLToPath(new URL('../', import.meta.url));
-const BENCH_DIR = fileURLToPath(new URL('./', import.meta.url));
-const APP_DIR = join(ROOT_DIR, 'apps/container-manager/');
-const RESULTS_DIR = join(BENCH_DIR, 'results/');
 const RESULTS_FILE = join(RESULTS_DIR, 'http.json');
 const TINY_BODY = 'hello world hello world';
 const TINY_PATH = `/__fixture/respond?body=${encodeURIComponent(TINY_BODY)}`;
@@ -163,23 +168,6 @@ const WATCHDOG_MS =
 // ---------------------------------------------------------------------------------------------------------
 // Small helpers.
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-const round = (value: number, digits = 1) => Math.round(value * 10 ** digits) / 10 ** digits;
-const mib = (bytes: number) => round(bytes / (1024 * 1024), 1);
-
-function median(values: number[]): number {
-  if (values.length === 0) return Number.NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? (sorted[mid] ?? 0) : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
-}
-
-function rssBytes(pid: number): number {
-  const match = /^VmRSS:\s+(\d+)\s+kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  if (!match?.[1]) throw new Error(`no VmRSS for pid ${pid}`);
-  return Number(match[1]) * 1024;
-}
-
 /** utime and stime of a process, in clock ticks (USER_HZ, 100 on Linux). */
 function cpuTimes(pid: number): { user: number; sys: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -188,14 +176,6 @@ function cpuTimes(pid: number): { user: number; sys: number } {
   return { user: Number(fields[11]), sys: Number(fields[12]) };
 }
 const TICKS_PER_SECOND = 100;
-
-function childPids(pid: number): number[] {
-  try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ').filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
-}
 
 /**
  * TCP sockets of this network namespace in TIME_WAIT towards ip:port. A proxy whose idle upstream pool is
@@ -215,108 +195,8 @@ async function drainTimeWait(ip: string, port: number): Promise<number> {
   return Math.round(performance.now() - started);
 }
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const address = server.address();
-  const port = typeof address === 'object' && address !== null ? address.port : 0;
-  server.close();
-  await once(server, 'close');
-  return port;
-}
-
-function findExecutable(name: string): string | undefined {
-  const dirs = [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/sbin', '/usr/local/sbin'];
-  for (const dir of dirs) {
-    if (dir && existsSync(join(dir, name))) return join(dir, name);
-  }
-  return undefined;
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Children: every process we start is tracked, so that cleanup can end it by its pid.
-
-const children = new Set<ChildProcess>();
-const tempDirs: string[] = [];
-
-function track(child: ChildProcess): ChildProcess {
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  return child;
-}
-
-process.once('exit', () => {
-  for (const child of children) {
-    // nginx's workers outlive a master killed with SIGKILL: end them by their pids first.
-    for (const pid of child.pid === undefined ? [] : childPids(child.pid)) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-    child.kill('SIGKILL');
-  }
-  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
-});
-
-async function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM', graceMs = 10_000) {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = once(child, 'exit');
-  child.kill(signal);
-  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-  await exited;
-  clearTimeout(timer);
-}
-
-function capture(child: ChildProcess): () => string {
-  let output = '';
-  const append = (chunk: Buffer) => {
-    output = (output + chunk.toString()).slice(-32 * 1024);
-  };
-  child.stdout?.on('data', append);
-  child.stderr?.on('data', append);
-  return () => output;
-}
-
 // ---------------------------------------------------------------------------------------------------------
 // Tools: nginx-light and wrk.
-
-async function ensureTools(): Promise<{ nginx: string; wrk: string }> {
-  let nginx = findExecutable('nginx');
-  let wrk = findExecutable('wrk');
-  if (nginx && wrk) return { nginx, wrk };
-  const packages = ['nginx-light', 'wrk'];
-  const canApt =
-    process.getuid?.() === 0 && existsSync('/etc/debian_version') && findExecutable('apt-get') !== undefined;
-  if (!canApt) {
-    throw new Error(
-      `this benchmark needs nginx and wrk (missing: ${[!nginx && 'nginx', !wrk && 'wrk'].filter(Boolean).join(', ')}):` +
-        ' on Debian or Ubuntu, as root: apt-get install -y nginx-light wrk; elsewhere install nginx and wrk' +
-        ' from your package manager, so that both are on PATH',
-    );
-  }
-  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  const install = () =>
-    execFileAsync('apt-get', ['install', '-y', ...packages], {
-      env,
-      timeout: 300_000,
-      maxBuffer: 16 * 1024 * 1024,
-    });
-  console.log(`installing ${packages.join(' ')} (apt-get)...`);
-  try {
-    await install();
-  } catch {
-    console.log('apt-get install failed; running apt-get update, then trying again');
-    await execFileAsync('apt-get', ['update'], { env, timeout: 300_000, maxBuffer: 16 * 1024 * 1024 });
-    await install();
-  }
-  nginx = findExecutable('nginx');
-  wrk = findExecutable('wrk');
-  if (!nginx || !wrk) throw new Error('apt-get install nginx-light wrk did not put nginx and wrk on PATH');
-  return { nginx, wrk };
-}
 
 async function toolVersion(file: string, args: string[]): Promise<string> {
   try {
@@ -326,24 +206,6 @@ async function toolVersion(file: string, args: string[]): Promise<string> {
     // wrk -v prints its version, then its usage, and exits 1.
     const failure = error as { stdout?: string; stderr?: string };
     return `${failure.stdout ?? ''}${failure.stderr ?? ''}`.split('\n')[0]?.trim() ?? '';
-  }
-}
-
-/** The commit, and the files changed since, outside bench/: what "ours" measured. */
-async function codeUnderTest(): Promise<{ commit: string; uncommitted: string[] }> {
-  try {
-    const git = (args: string[]) => execFileAsync('git', ['-C', ROOT_DIR, ...args], { timeout: 10_000 });
-    const { stdout: commit } = await git(['rev-parse', '--short', 'HEAD']);
-    const { stdout: status } = await git(['status', '--porcelain', '--', '.', ':(exclude)bench']);
-    return {
-      commit: commit.trim(),
-      uncommitted: status
-        .split('\n')
-        .filter(Boolean)
-        .map((line) => line.slice(3)),
-    };
-  } catch {
-    return { commit: 'unknown (not a git checkout)', uncommitted: [] };
   }
 }
 
@@ -406,22 +268,11 @@ http {
 `;
 }
 
+/** Started once it serves the session's container through the prefix. */
 async function startNginx(binary: string, dir: string, upstream: string, sessionId: string): Promise<Nginx> {
-  const prefix = join(dir, 'nginx');
-  mkdirSync(prefix, { recursive: true });
-  const port = await freePort();
-  const config = nginxConfig(prefix, port, upstream, sessionId);
-  const configFile = join(prefix, 'nginx.conf');
-  writeFileSync(configFile, config);
-  // -e: the error log before the configuration is read (else the compiled-in /var/log/nginx/error.log).
-  const child = track(
-    spawn(binary, ['-p', prefix, '-c', configFile, '-e', join(prefix, 'error.log')], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    }),
+  const { child, pid, port, prefix, config, output } = await spawnNginx(binary, dir, (prefix, port) =>
+    nginxConfig(prefix, port, upstream, sessionId),
   );
-  const output = capture(child);
-  const pid = child.pid;
-  if (pid === undefined) throw new Error('nginx did not start');
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 15_000;
   let last = '';
@@ -437,14 +288,10 @@ async function startNginx(binary: string, dir: string, upstream: string, session
       // Not listening yet.
       last = String((error as { cause?: unknown }).cause ?? error);
     }
-    if (child.exitCode !== null || Date.now() > deadline) {
-      const log = existsSync(join(prefix, 'error.log'))
-        ? readFileSync(join(prefix, 'error.log'), 'utf8')
-        : '';
+    if (child.exitCode !== null || Date.now() > deadline)
       throw new Error(
-        `nginx did not start (exit ${child.exitCode ?? child.signalCode ?? 'none'}, last try: ${last}):\n${output()}\n${log.slice(-4000)}`,
+        `nginx did not start (exit ${child.exitCode ?? child.signalCode ?? 'none'}, last try: ${last}):\n${output()}\n${nginxErrorLog(prefix).slice(-4000)}`,
       );
-    }
     await sleep(100);
   }
   return { child, pid, url, config, pids: () => [pid, ...childPids(pid)], output };
@@ -453,12 +300,8 @@ async function startNginx(binary: string, dir: string, upstream: string, session
 // ---------------------------------------------------------------------------------------------------------
 // container-manager, as `pnpm start` runs it, in a child process of its own.
 
-interface Manager {
-  child: ChildProcess;
-  pid: number;
-  url: string;
+interface Manager extends Service {
   command: string;
-  output(): string;
 }
 
 // Access logs off by default, as nginx's (`access_log off` above): the comparison is of proxying.
@@ -487,46 +330,22 @@ async function startApp(
   extraNodeArgs: string[],
   appEnv: Record<string, string>,
 ): Promise<Manager> {
-  const env: Record<string, string> = {
-    PATH: process.env.PATH ?? '',
-    HOME: process.env.HOME ?? '/root',
-    PORT: '0',
-    HOST: '127.0.0.1',
-    SHUTDOWN_GRACE_MS: '2000',
-    ...appEnv,
-  };
-  for (const name of ['DOCKER_HOST', 'DOCKER_TLS_VERIFY', 'DOCKER_CERT_PATH']) {
-    const value = process.env[name];
-    if (value !== undefined) env[name] = value;
-  }
-  // `pnpm start` is `tsx src/main.ts`: tsx runs node with its loader over the sources. The same node process
-  // without the pnpm and tsx wrappers, so that the pid we read is the service's own. --manager bundle runs
-  // the tsup bundle (pnpm build) instead.
+  // `pnpm start` is `tsx src/main.ts`: tsx runs node with its loader over the sources (startService runs that
+  // node process itself, so that the pid we read is the service's own). --manager bundle runs the tsup
+  // bundle (pnpm build) instead.
   const entry = MANAGER_MODE === 'bundle' ? ['dist/main.js'] : ['--import', 'tsx', 'src/main.ts'];
   if (MANAGER_MODE === 'bundle' && !existsSync(join(appDir, 'dist/main.js')))
     throw new Error(`--manager bundle needs ${name}/dist/main.js: run pnpm build first`);
   const nodeArgs = [...extraNodeArgs, ...entry];
-  // The shell raises the open-files limit (256 connections need 512 and more), then execs node.
-  const script = 'ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$@"';
-  const child = track(
-    spawn('bash', ['-c', script, 'bash', process.execPath, ...nodeArgs], {
-      cwd: appDir,
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    }),
-  );
-  const output = capture(child);
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const url = /listening on (http:\/\/[^\s"]+)/.exec(output())?.[1];
-    if (url !== undefined && child.pid !== undefined)
-      return { child, pid: child.pid, url, command: `node ${nodeArgs.join(' ')}`, output };
-    if (child.exitCode !== null || Date.now() > deadline) {
-      await stopChild(child, 'SIGKILL');
-      throw new Error(`${name} did not start:\n${output()}`);
-    }
-    await sleep(50);
-  }
+  const service = await startService({
+    name,
+    cwd: appDir,
+    nodeArgs,
+    env: { PORT: '0', HOST: '127.0.0.1', SHUTDOWN_GRACE_MS: '2000', ...appEnv },
+    // 256 connections need 512 files and more.
+    raiseFilesLimit: true,
+  });
+  return { ...service, command: `node ${nodeArgs.join(' ')}` };
 }
 
 /** Polls a URL until it answers 200: the edge serves a registration once the publisher's change reached it. */
@@ -546,13 +365,8 @@ async function waitUntilServed(url: string): Promise<void> {
   }
 }
 
-async function register(manager: Manager, box: SessionContainer): Promise<void> {
-  const res = await fetch(`${manager.url}/api/internal/sessions/${box.sessionId}/previews`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', 'x-internal-service-key': KEY },
-    body: JSON.stringify({ port: 3000 }),
-  });
-  if (res.status !== 201) throw new Error(`registration answered ${res.status}: ${await res.text()}`);
+function register(manager: Manager, box: SessionContainer): Promise<void> {
+  return registerPreview(manager.url, box.sessionId, 3000);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -1214,30 +1028,24 @@ let cleanedUp: Promise<void> | undefined;
 
 function cleanup(): Promise<void> {
   cleanedUp ??= (async () => {
-    const stops: Promise<void>[] = [];
-    for (const child of children) {
-      // nginx: SIGQUIT is its graceful stop; SIGTERM its fast one. Either way the master ends its workers.
-      stops.push(stopChild(child, 'SIGTERM', 5000).catch(() => {}));
-    }
-    await Promise.all(stops);
+    await stopChildren();
     await stopRedis?.().catch(() => {});
     await removeCreatedContainers().catch((error: unknown) =>
       console.error('could not remove the container:', error),
     );
-    for (const dir of tempDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+    removeTempDirs();
   })();
   return cleanedUp;
 }
 
 async function main(): Promise<number> {
   const startedAt = new Date();
-  const tools = await ensureTools();
+  const tools = await ensureExecutables({ nginx: 'nginx-light', wrk: 'wrk' });
   wrkBinary = tools.wrk;
   await assertDockerEngine();
   await ensureFixtureImages();
 
-  const dir = mkdtempSync(join(tmpdir(), 'sandbox-bench-http-'));
-  tempDirs.push(dir);
+  const dir = tempDir('sandbox-bench-http-');
   postScript = join(dir, 'post.lua');
   writeFileSync(
     postScript,
@@ -1553,13 +1361,12 @@ async function main(): Promise<number> {
   return failed ? 1 : 0;
 }
 
-runScript({
-  name: 'the benchmark',
+runBenchmark({
   main,
   cleanup,
   watchdogMs: WATCHDOG_MS,
-  onFailure: () => {
-    if (manager) console.error(`container-manager output:\n${manager.output().slice(-4000)}`);
-    if (nginx) console.error(`nginx output:\n${nginx.output().slice(-2000)}`);
-  },
+  outputs: () => [
+    ['container-manager', manager, 4000],
+    ['nginx', nginx, 2000],
+  ],
 });

@@ -10,11 +10,9 @@
 //   pnpm --filter @sandbox/bench bench:ws                   # 5,000 connections held 30 s
 //   WS_CONNECTIONS=500 WS_HOLD_SECONDS=5 pnpm --filter @sandbox/bench bench:ws
 //   pnpm --filter @sandbox/bench bench:ws --connections 500 --hold 5 --interval 2 --concurrency 50
-import { type ChildProcess, spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import {
   assertDockerEngine,
@@ -23,10 +21,23 @@ import {
   ensureFixtureImages,
   type RawWebSocket,
   removeCreatedContainers,
-  runScript,
   type SessionContainer,
   startSessionContainer,
 } from '@sandbox/test-fixtures';
+import {
+  APP_DIR,
+  KEY,
+  mib,
+  RESULTS_DIR,
+  registerPreview,
+  round,
+  rssBytes,
+  runBenchmark,
+  type Service,
+  sleep,
+  startService,
+  stopChild,
+} from './support.js';
 
 // ---------------------------------------------------------------------------------------------------------
 // Configuration: command-line flags win over the environment, which wins over the defaults.
@@ -66,10 +77,7 @@ const ECHO_TIMEOUT_MS = 10_000;
 const CLOSE_TIMEOUT_MS = 15_000;
 /** Settling time before an RSS reading, so it is not taken in the middle of a burst. */
 const SETTLE_MS = 2000;
-const KEY = `bench-${process.pid}-${Date.now().toString(36)}`;
-const APP_DIR = fileURLToPath(new URL('../apps/container-manager/', import.meta.url));
-const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url));
-const RESULTS_FILE = `${RESULTS_DIR}websockets.json`;
+const RESULTS_FILE = join(RESULTS_DIR, 'websockets.json');
 // Upper bound of the whole run; past it the benchmark gives up, cleans up and exits 1.
 const WATCHDOG_MS = 300_000 + HOLD_SECONDS * 1000 + CONNECTIONS * 20;
 
@@ -104,81 +112,26 @@ function checkOwnOpenFilesLimit(): void {
 // ---------------------------------------------------------------------------------------------------------
 // container-manager in a child process, its open-files limit raised in the shell that execs it.
 
-interface ManagerChild {
-  child: ChildProcess;
-  pid: number;
-  url: string;
-  output(): string;
-}
-
-function rssBytes(pid: number): number {
-  const match = /^VmRSS:\s+(\d+)\s+kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  if (!match?.[1]) throw new Error(`no VmRSS for pid ${pid}`);
-  return Number(match[1]) * 1024;
-}
-
 const openFds = (pid: number) => readdirSync(`/proc/${pid}/fd`).length;
 
-async function startManager(): Promise<ManagerChild> {
-  const env: Record<string, string> = {
-    PATH: process.env.PATH ?? '',
-    HOME: process.env.HOME ?? '/root',
-    INTERNAL_SERVICE_KEY: KEY,
-    PORT: '0',
-    HOST: '127.0.0.1',
-    SHUTDOWN_GRACE_MS: '2000',
-  };
-  for (const name of ['DOCKER_HOST', 'DOCKER_TLS_VERIFY', 'DOCKER_CERT_PATH']) {
-    const value = process.env[name];
-    if (value !== undefined) env[name] = value;
-  }
-  // Node raises its soft limit to the hard one by itself; the shell raises the hard one where it is allowed
-  // to (else keeps it, and the check after start-up says whether it suffices). exec: the pid we get is
-  // node's, so VmRSS and signals are the service's own.
-  const script = 'ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$@"';
-  const child = spawn('bash', ['-c', script, 'bash', process.execPath, '--import', 'tsx', 'src/main.ts'], {
+function startManager(): Promise<Service> {
+  return startService({
+    name: 'container-manager',
     cwd: APP_DIR,
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
+    nodeArgs: ['--import', 'tsx', 'src/main.ts'],
+    env: { INTERNAL_SERVICE_KEY: KEY, PORT: '0', HOST: '127.0.0.1', SHUTDOWN_GRACE_MS: '2000' },
+    // The check after start-up says whether the limit it got suffices.
+    raiseFilesLimit: true,
   });
-  process.once('exit', () => child.kill('SIGKILL'));
-  let output = '';
-  const append = (chunk: Buffer) => {
-    output = (output + chunk.toString()).slice(-16 * 1024);
-  };
-  child.stdout?.on('data', append);
-  child.stderr?.on('data', append);
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const url = /listening on (http:\/\/[^\s"]+)/.exec(output)?.[1];
-    if (url !== undefined && child.pid !== undefined)
-      return { child, pid: child.pid, url, output: () => output };
-    if (child.exitCode !== null || Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error(`container-manager did not start:\n${output}`);
-    }
-    await sleep(50);
-  }
 }
 
-async function stopManager(manager: ManagerChild): Promise<{ code: number | null; signal: string | null }> {
-  const { child } = manager;
-  if (child.exitCode !== null || child.signalCode !== null)
-    return { code: child.exitCode, signal: child.signalCode };
-  const exited = once(child, 'exit') as Promise<[number | null, string | null]>;
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-  const [code, signal] = await exited;
-  clearTimeout(timer);
-  return { code, signal };
+/** SIGTERM (container-manager's graceful shutdown), SIGKILL after 10 s; how it exited goes in the results. */
+function stopManager(manager: Service): Promise<{ code: number | null; signal: string | null }> {
+  return stopChild(manager.child);
 }
 
 // ---------------------------------------------------------------------------------------------------------
 // Measurement helpers.
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-const mib = (bytes: number) => Math.round((bytes / (1024 * 1024)) * 10) / 10;
-const round = (value: number, digits = 1) => Math.round(value * 10 ** digits) / 10 ** digits;
 
 function percentiles(values: number[]) {
   if (values.length === 0) return { count: 0, p50: 0, p90: 0, p99: 0, max: 0, mean: 0 };
@@ -317,7 +270,7 @@ async function pool(count: number, limit: number, task: (index: number) => Promi
 
 // ---------------------------------------------------------------------------------------------------------
 
-let manager: ManagerChild | undefined;
+let manager: Service | undefined;
 
 function cleanup(): Promise<void> {
   cleanedUp ??= (async () => {
@@ -371,13 +324,7 @@ async function main(): Promise<number> {
     throw new Error(`the container may open ${limits.container} files; it needs ${CONTAINER_FDS_NEEDED}`);
   }
 
-  const registered = await fetch(`${manager.url}/api/internal/sessions/${box.sessionId}/previews`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', 'x-internal-service-key': KEY },
-    body: JSON.stringify({ port: 3000 }),
-  });
-  if (registered.status !== 201)
-    throw new Error(`registration answered ${registered.status}: ${await registered.text()}`);
+  await registerPreview(manager.url, box.sessionId, 3000);
   const url = `${manager.url.replace('http:', 'ws:')}${ROUTE}/${box.sessionId}/bench`;
   const rssStart = rssBytes(manager.pid);
 
@@ -516,12 +463,9 @@ async function main(): Promise<number> {
   return errors.length === 0 && opened === CONNECTIONS ? 0 : 1;
 }
 
-runScript({
-  name: 'the benchmark',
+runBenchmark({
   main,
   cleanup,
   watchdogMs: WATCHDOG_MS,
-  onFailure: () => {
-    if (manager) console.error(`container-manager output:\n${manager.output().slice(-4000)}`);
-  },
+  outputs: () => [['container-manager', manager, 4000]],
 });
