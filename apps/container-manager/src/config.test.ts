@@ -16,7 +16,7 @@ describe('loadConfig', () => {
       ACCESS_LOG: true,
       UPSTREAM_NETWORKS: ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10', 'fc00::/7'],
       PROXY_TIMEOUT_MS: 60_000,
-      UPSTREAM_ENGINE: 'native',
+      UPSTREAM_ENGINE: 'auto',
       MAX_BODY_BYTES: 100 * 1024 * 1024,
       MAX_CONNECTIONS_PER_SESSION: 1024,
       MAX_HEADER_BYTES: 16_384,
@@ -85,7 +85,7 @@ describe('loadConfig', () => {
       UPSTREAM_ENGINE: 'undici',
     });
     expect(() => loadConfig({ INTERNAL_SERVICE_KEY: 'k', UPSTREAM_ENGINE: 'fast' })).toThrow(
-      /UPSTREAM_ENGINE must be native or undici/,
+      /UPSTREAM_ENGINE must be auto, native or undici/,
     );
     expect(() => loadConfig({ INTERNAL_SERVICE_KEY: 'k', HEADERS_TIMEOUT_MS: '10' })).toThrow(
       /HEADERS_TIMEOUT_MS/,

@@ -17,6 +17,7 @@ import {
   exposeMetrics,
   type Logger,
   logAccess,
+  logUpstreamEngine,
   optional,
   type PreviewMetrics,
   type PreviewRegistry,
@@ -106,7 +107,9 @@ export async function startContainerManager(
     deps.logger ??
     createServiceLogger({ name: 'container-manager', level: config.LOG_LEVEL, format: config.LOG_FORMAT });
   // Metrics only when they are served: counting costs a little on every request.
+  logUpstreamEngine(logger, proxy.upstream);
   const metrics = config.METRICS_PORT === undefined ? undefined : createPreviewMetrics();
+  metrics?.setUpstreamEngine(proxy.upstream);
   const watcher = deps.watcher ?? createWatcher(config, logger, metrics);
   const unlog = logDockerEvents(watcher, logger);
   // With REDIS_URL, registrations and container states are shared with edge-proxy processes.

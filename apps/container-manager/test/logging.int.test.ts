@@ -42,6 +42,11 @@ describe('logs', () => {
     expect(listening).toMatchObject({ name: 'container-manager', level: 30, url: manager.url });
   });
 
+  it('says at start-up which upstream engine serves, and why', () => {
+    const engine = lines().find((line) => String(line.msg).startsWith('upstream engine:'));
+    expect(engine).toMatchObject({ level: 30, engine: 'native', reason: 'default', node: process.version });
+  });
+
   it('takes the request id from X-Request-Id, returns it and forwards it, and writes one access line', async () => {
     const reply = await send(manager.url, `/previews/${box.sessionId}/app/page?x=1`, {
       headers: { 'x-request-id': 'req-abc-123' },

@@ -63,8 +63,21 @@ describe('metrics', () => {
     expect(m.get('preview_docker_event_stream_reconnects_total')).toBe(0);
     expect(m.get('preview_active_websockets')).toBe(0);
     expect(m.get('preview_active_connections')).toBeGreaterThanOrEqual(0);
+    // This Node has its built-in parser, so the native client serves, by default.
+    expect(m.get('preview_upstream_engine_info{engine="native",reason="default"}')).toBe(1);
     expect(m.has('process_cpu_user_seconds_total')).toBe(true);
     expect(m.has('nodejs_eventloop_lag_seconds')).toBe(true);
+  });
+
+  it('say which engine serves when UPSTREAM_ENGINE chose it', async () => {
+    const chosen = await startManager({ METRICS_PORT: '0', UPSTREAM_ENGINE: 'undici' });
+    try {
+      const m = parsePrometheusText(await (await fetch(chosen.metricsUrl ?? 'missing')).text());
+      expect(m.get('preview_upstream_engine_info{engine="undici",reason="configured"}')).toBe(1);
+      expect([...m.keys()].filter((key) => key.startsWith('preview_upstream_engine_info'))).toHaveLength(1);
+    } finally {
+      await chosen.close();
+    }
   });
 
   it('are not served on the public port', async () => {

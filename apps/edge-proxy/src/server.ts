@@ -9,6 +9,7 @@ import {
   exposeMetrics,
   type Logger,
   logAccess,
+  logUpstreamEngine,
   optional,
   type SharedPreviewState,
   servePreviewApp,
@@ -50,6 +51,7 @@ export async function startEdgeProxy(
   // variable, before anything is opened.
   const limits = serviceLimits(config);
   const proxy = createPreviewProxy(limits.proxy);
+  logUpstreamEngine(logger, proxy.upstream);
   const state = createRedisPreviewState({
     url: config.REDIS_URL,
     role: 'reader',
@@ -58,6 +60,7 @@ export async function startEdgeProxy(
   // Metrics only when they are served, on their own port: the public one never shows them.
   const metrics = config.METRICS_PORT === undefined ? undefined : createPreviewMetrics();
   metrics?.trackSharedState(state);
+  metrics?.setUpstreamEngine(proxy.upstream);
   // Access lines and metrics for the routes' requests and for the server's own answers alike.
   const onAccess = withMetrics(config.ACCESS_LOG ? logAccess(logger) : undefined, metrics);
   const app = createPreviewApp({

@@ -47,8 +47,12 @@ export const sharedEnvShape = {
   }),
   // A container that does not send its response head in time: 504. 0 waits for ever.
   PROXY_TIMEOUT_MS: count(0, 60_000),
-  // The HTTP client towards containers: `native` (Node's own parser, the faster; the default) or `undici`.
-  UPSTREAM_ENGINE: z.enum(['native', 'undici'], { error: 'must be native or undici' }).default('native'),
+  // The HTTP client towards containers: `native` (Node's own parser, the faster) or `undici`. `auto`, the
+  // default: native while this Node has its parser, else undici with a warning at start-up (DEP0199 may one
+  // day take the parser away; a service should slow down, not stop).
+  UPSTREAM_ENGINE: z
+    .enum(['auto', 'native', 'undici'], { error: 'must be auto, native or undici' })
+    .default('auto'),
   // Largest proxied request body (413 beyond); 0: no limit.
   MAX_BODY_BYTES: count(0, 100 * 1024 * 1024),
   // Most requests in flight plus open WebSockets per session (429 beyond); 0: no limit.
@@ -151,7 +155,8 @@ export type SharedEnvConfig = z.infer<z.ZodObject<typeof sharedEnvShape>>;
 /** What the shared variables set on the proxy, the routes and the server of either app. */
 export interface ServiceLimits {
   proxy: {
-    engine: UpstreamEngine;
+    /** Absent for `auto`: the proxy picks (see `chooseUpstreamEngine`). */
+    engine?: UpstreamEngine;
     trustedProxies: string[];
     preserveHost: boolean;
     responseTimeoutMs: number;
@@ -194,7 +199,7 @@ export function serviceLimits(config: SharedEnvConfig): ServiceLimits {
   }
   return {
     proxy: {
-      engine: config.UPSTREAM_ENGINE,
+      ...(config.UPSTREAM_ENGINE === 'auto' ? {} : { engine: config.UPSTREAM_ENGINE }),
       trustedProxies: config.TRUSTED_PROXIES,
       preserveHost: config.PRESERVE_HOST,
       responseTimeoutMs: config.PROXY_TIMEOUT_MS,

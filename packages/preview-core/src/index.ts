@@ -40,11 +40,17 @@ export {
   sessionIdSchema,
 } from '@sandbox/preview-registry';
 export {
+  chooseUpstreamEngine,
   createPreviewProxy,
   createUpstreamAddressPolicy,
   createUpstreamAgent,
   DEFAULT_UPSTREAM_NETWORKS,
+  nativeUpstreamClientAvailable,
   type PreviewProxy,
+  type PreviewProxyOptions,
+  splitPreviewPath,
+  type UpstreamEngine,
+  type UpstreamEngineChoice,
 } from '@sandbox/proxy-core';
 export { type AccessRecord, type AccessRecorder, requestIdOf } from './access.js';
 export { type RegistrySyncOptions, syncRegistryWithContainers } from './container-lifecycle.js';
@@ -86,6 +92,7 @@ export {
   LOG_LEVELS,
   type Logger,
   logAccess,
+  logUpstreamEngine,
   type ServiceLoggerOptions,
 } from './logger.js';
 export {

@@ -1,3 +1,4 @@
+import type { UpstreamEngineChoice } from '@sandbox/proxy-core';
 import pino, { type Logger } from 'pino';
 import pretty from 'pino-pretty';
 import type { AccessRecord } from './access.js';
@@ -48,6 +49,21 @@ export function createServiceLogger({
   const options = { name, level, redact: { paths: REDACTED, censor: '[redacted]' } };
   if (format === 'pretty') return pino(options, pretty({ sync: true, destination: destination ?? 1 }));
   return pino(options, destination ?? pino.destination({ dest: 1, sync: false }));
+}
+
+/**
+ * Says at start-up which client forwards HTTP requests to containers, and why. Falling back to undici
+ * because this Node's built-in parser is gone or changed is a warning: it costs throughput (see
+ * docs/performance.md), and a Node upgrade is the likely cause.
+ */
+export function logUpstreamEngine(logger: Logger, { engine, reason }: UpstreamEngineChoice): void {
+  const fields = { engine, reason, node: process.version };
+  if (reason === 'native-unavailable')
+    logger.warn(
+      fields,
+      "upstream engine: undici, because this Node's built-in HTTP parser is unavailable (set UPSTREAM_ENGINE to choose)",
+    );
+  else logger.info(fields, `upstream engine: ${engine} (${reason})`);
 }
 
 /** Writes one access line (info): the record's fields at the top level, message `access`. */

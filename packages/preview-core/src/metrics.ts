@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { ContainerWatcher } from '@sandbox/container-resolver';
 import type { PreviewStateView } from '@sandbox/preview-registry';
+import type { UpstreamEngineChoice } from '@sandbox/proxy-core';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { AccessRecord } from './access.js';
 
@@ -22,6 +23,8 @@ export interface PreviewMetrics {
   trackWatcher(watcher: ContainerWatcher): () => void;
   /** Exposes the link to Redis. */
   trackSharedState(state: Pick<PreviewStateView, 'connection'>): void;
+  /** Exposes which client forwards HTTP requests, and why (`PreviewProxy.upstream`). */
+  setUpstreamEngine(choice: UpstreamEngineChoice): void;
 }
 
 const statusClass = (status: number) => (status === 0 ? 'none' : `${Math.floor(status / 100)}xx`);
@@ -123,8 +126,20 @@ export function createPreviewMetrics({
     },
   });
 
+  // Info-style: one series at 1, its labels say which engine serves and why (a fallback is worth an alert).
+  const upstreamEngine = new Gauge({
+    name: `${prefix}upstream_engine_info`,
+    help: 'The client forwarding HTTP requests to containers (native, undici) and why it was chosen',
+    labelNames: ['engine', 'reason'],
+    registers: [registry],
+  });
+
   return {
     registry,
+    setUpstreamEngine({ engine, reason }) {
+      upstreamEngine.reset();
+      upstreamEngine.set({ engine, reason }, 1);
+    },
     recordAccess(record) {
       const route = routeLabel(record, apiPrefix);
       if (record.kind === 'websocket') {

@@ -7,12 +7,14 @@ export {
   type UpstreamDispatcherOptions,
 } from './http-forward.js';
 export {
+  chooseUpstreamEngine,
   createPreviewProxy,
   type ForwardRequest,
   type PreviewProxy,
   type PreviewProxyOptions,
   type ProxyNext,
   type UpstreamEngine,
+  type UpstreamEngineChoice,
   type UpstreamTarget,
 } from './proxy.js';
 export {

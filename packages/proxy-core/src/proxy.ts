@@ -57,6 +57,29 @@ export type ProxyNext = (error?: unknown) => void;
  */
 export type UpstreamEngine = 'native' | 'undici';
 
+/**
+ * Which client forwards HTTP requests to the containers, and why: `configured` (the `engine` option),
+ * `default` (native, this Node has its parser), `native-unavailable` (undici, because this Node's
+ * built-in parser is missing or changed: a fallback worth a warning, since it costs throughput), or
+ * `dispatcher` (an undici dispatcher was given).
+ */
+export interface UpstreamEngineChoice {
+  engine: UpstreamEngine;
+  reason: 'configured' | 'default' | 'native-unavailable' | 'dispatcher';
+}
+
+/** The engine {@link createPreviewProxy} picks for these options on this Node. */
+export function chooseUpstreamEngine(
+  engine: UpstreamEngine | undefined,
+  dispatcher: Dispatcher | undefined,
+): UpstreamEngineChoice {
+  if (dispatcher !== undefined) return { engine: 'undici', reason: 'dispatcher' };
+  if (engine !== undefined) return { engine, reason: 'configured' };
+  return nativeUpstreamClientAvailable()
+    ? { engine: 'native', reason: 'default' }
+    : { engine: 'undici', reason: 'native-unavailable' };
+}
+
 /** Options of {@link createPreviewProxy}. */
 export interface PreviewProxyOptions extends UpstreamAgentOptions {
   /**
@@ -144,6 +167,8 @@ export interface PreviewProxy {
     request: ForwardRequest,
     next: ProxyNext,
   ): void;
+  /** The client that forwards HTTP requests, and why it was chosen: for a start-up line and a metric. */
+  readonly upstream: UpstreamEngineChoice;
 }
 
 interface PendingForward {
@@ -282,7 +307,7 @@ function clientGone(socket: Duplex | null): boolean {
 }
 
 function upstreamClient(
-  engine: UpstreamEngine | undefined,
+  choice: UpstreamEngineChoice,
   dispatcher: Dispatcher | undefined,
   {
     connectTimeoutMs,
@@ -302,8 +327,7 @@ function upstreamClient(
     ...(idleTimeoutMs === undefined ? {} : { idleTimeoutMs }),
     responseTimeoutMs,
   };
-  if (engine === 'undici' || (engine === undefined && !nativeUpstreamClientAvailable()))
-    return undiciUpstream(createUpstreamDispatcher(options), queueWaitMs);
+  if (choice.engine === 'undici') return undiciUpstream(createUpstreamDispatcher(options), queueWaitMs);
   return createNativeUpstreamClient({ ...options, queueTimeoutMs: queueWaitMs });
 }
 
@@ -344,7 +368,8 @@ export function createPreviewProxy({
     next(previewErrors.tooManyConnections(sessionId));
     return false;
   };
-  const http = upstreamClient(engine, dispatcher, { ...agentOptions, responseTimeoutMs, queueTimeoutMs });
+  const upstream = chooseUpstreamEngine(engine, dispatcher);
+  const http = upstreamClient(upstream, dispatcher, { ...agentOptions, responseTimeoutMs, queueTimeoutMs });
   const middleware = createProxyMiddleware<IncomingMessage, ServerResponse>({
     router: (req) => pendingOf(req)?.target,
     agent: agent ?? createUpstreamAgent(agentOptions),
@@ -431,6 +456,7 @@ export function createPreviewProxy({
   };
 
   const previewProxy: PreviewProxy = {
+    upstream,
     forward(req, res, request, next) {
       // Pipelined behind a response still being written, this one has no socket yet. Node never tells
       // such a waiting response that its connection died (no 'close'), so it is forwarded only once it
