@@ -1,4 +1,4 @@
-import { previewPortSchema } from '@sandbox/preview-registry';
+import { previewPortSchema } from '@sandbox/error-contract';
 
 /** Label that registers a container's preview port when it starts (declarative registration). */
 export const PREVIEW_PORT_LABEL = 'sandbox.preview.port';

@@ -13,6 +13,16 @@ export {
   previewErrors,
 } from './errors.js';
 export {
+  CONTAINER_NAME_PREFIX,
+  containerNameFor,
+  isValidSessionId,
+  PREVIEW_PORT_RANGE,
+  previewPortSchema,
+  SESSION_ID_PATTERN,
+  sessionIdFromContainerName,
+  sessionIdSchema,
+} from './names.js';
+export {
   type ErrorBody,
   type ErrorResponse,
   errorBodySchema,
