@@ -190,7 +190,7 @@ export function forwardedFields(headers: IncomingHttpHeaders, context: Forwarded
 
 /**
  * Sets, in place, the one header contract of HTTP and WebSocket requests (see {@link forwardedFields}).
- * Run it after `stripRequestHeaders`, with http-proxy's own `xfwd` off (it would append its values a
+ * Run it after `stripRequestHeaders`, with httpxy's own `xfwd` off (it would append its values a
  * second time).
  */
 export function applyForwardedHeaders(headers: IncomingHttpHeaders, context: ForwardedContext): void {

@@ -22,7 +22,7 @@ const HOP_BY_HOP = [
 ];
 
 // `expect` is answered by the Node server itself (it sends 100 Continue to the client), so it is spent on
-// this hop; forwarding it would also make http-proxy skip its proxyReq event.
+// this hop; forwarding it would also make httpxy (the WebSocket path) skip its proxyReq event.
 const REQUEST_ONLY = [INTERNAL_KEY_HEADER, 'expect'];
 
 function connectionTokens(headers: IncomingHttpHeaders): string[] {

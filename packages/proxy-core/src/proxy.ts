@@ -198,10 +198,12 @@ function noteCloseCode(trace: RequestTrace, client: Duplex, upstream: Duplex): v
   client.on('data', createCloseCodeSniffer(note));
 }
 
-// Upgrades only (plain HTTP goes through undici): an HTTP error can still be written on the client's
-// socket as long as the container has not answered.
-function onProxyError(error: Error, req: IncomingMessage, socket: ServerResponse | Duplex): void {
-  const pending = pendingOf(req);
+// Upgrades only (plain HTTP goes through our own clients): an HTTP error can still be written on the
+// client's socket as long as the container has not answered. httpxy types `req` and the socket as optional:
+// it leaves both out only for a call without a target, which the router below never makes.
+function onProxyError(error: Error, req?: IncomingMessage, socket?: ServerResponse | Duplex): void {
+  const pending = req && pendingOf(req);
+  if (socket === undefined) return;
   if (pending && !pending.answered && !socket.destroyed) {
     // Connected, then closed without a word: the container refused the upgrade, it was not unreachable.
     const refused = pending.connected === true && !isUpstreamTimeout(error);
@@ -218,7 +220,9 @@ function upgradeTimeoutError(timeoutMs: number): Error {
 }
 
 // Installed instead of http-proxy-middleware's default plugins, whose logger writes synchronously per
-// request and whose error responder answers plain text with 504/500.
+// request and whose error responder answers plain text with 504/500. The events are httpxy's (hpm 4's
+// proxy), which emits them as http-proxy did: `proxyReqWs` right after the request to the container is
+// created and before it is sent or any listener of httpxy's own is on it.
 const previewProxyPlugin =
   (responseTimeoutMs: number, tunnel: TunnelLimits): Plugin =>
   (proxyServer) => {
@@ -226,14 +230,15 @@ const previewProxyPlugin =
       const pending = pendingOf(req);
       if (!pending) return;
       proxyReq.path = pending.forwardPath;
-      // http-proxy's own proxyTimeout covers plain requests only: a container that takes the connection
-      // but never answers the upgrade would hold the client for ever.
+      // A container that takes the connection but never answers the upgrade would hold the client for
+      // ever. httpxy's own `upgradeTimeout` is not used: it destroys the client's socket as soon as it has
+      // reported the error, which could cut short the 504 `next` writes on it.
       const timer =
         responseTimeoutMs > 0
           ? setTimeout(() => proxyReq.destroy(upgradeTimeoutError(responseTimeoutMs)), responseTimeoutMs)
           : undefined;
       proxyReq.once('close', () => clearTimeout(timer));
-      // Registered before http-proxy's own listeners, so the flag is set before it writes to the socket.
+      // Registered before httpxy's own listeners, so the flag is set before it writes to the socket.
       const answered = () => {
         clearTimeout(timer);
         pending.answered = true;
@@ -245,13 +250,14 @@ const previewProxyPlugin =
         else upstream.once('connect', () => (pending.connected = true));
       });
       const trace = traceOf(req);
-      // An HTTP answer instead of the 101 goes to the client as the container wrote it; the access line
-      // says which.
+      // An HTTP answer instead of the 101 goes to the client with the container's status, headers and
+      // body (httpxy drops its hop-by-hop fields and closes the connection after it); the access line says
+      // which.
       if (trace)
         proxyReq.once('response', (res: IncomingMessage) => {
           if (res.statusCode !== undefined) trace.upgradeStatus = res.statusCode;
         });
-      // After http-proxy's own handler has piped the two sockets (a 'data' listener attached before would
+      // After httpxy's own handler has piped the two sockets (a 'data' listener attached before would
       // start the flow early, and the pipe would miss the first bytes; its socket set-up would undo an
       // idle timeout set before).
       proxyReq.once('upgrade', (_res: IncomingMessage, upstream: Duplex) =>
@@ -371,12 +377,18 @@ export function createPreviewProxy({
   const upstream = chooseUpstreamEngine(engine, dispatcher);
   const http = upstreamClient(upstream, dispatcher, { ...agentOptions, responseTimeoutMs, queueTimeoutMs });
   const middleware = createProxyMiddleware<IncomingMessage, ServerResponse>({
-    router: (req) => pendingOf(req)?.target,
+    // `forwardUpgrade` sets the target before it hands the request over; a request without one is a bug,
+    // and a router that throws gets the socket closed (after the error reached `onProxyError`).
+    router: (req) => {
+      const pending = pendingOf(req);
+      if (pending === undefined) throw new Error('upgrade without a preview target');
+      return pending.target;
+    },
     agent: agent ?? createUpstreamAgent(agentOptions),
-    // The raw URL is the outgoing path (no url.parse re-encoding); Host and X-Forwarded-* are ours to set.
-    toProxy: true,
+    // The outgoing path is set in `proxyReqWs`, byte for byte; Host and X-Forwarded-* are ours to set.
     changeOrigin: false,
     xfwd: false,
+    // We call `middleware.upgrade` from the server's `upgrade` event ourselves.
     ws: false,
     ejectPlugins: true,
     plugins: [
@@ -486,6 +498,8 @@ export function createPreviewProxy({
       req.headers.connection = 'Upgrade';
       if (upgrade !== undefined) req.headers.upgrade = upgrade;
       prepareUpgrade(req, request, next);
+      // http-proxy-middleware 4 ignores an upgrade whose `req.socket.server` is unset; a node:http(s)
+      // server sets it on every connection it handles, those it is handed by `emit('connection')` included.
       middleware.upgrade(req, socket as Socket, head);
     },
   };

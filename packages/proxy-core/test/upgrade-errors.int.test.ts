@@ -1,5 +1,6 @@
 // What a WebSocket client is told when its upgrade does not go through, against real sockets on loopback:
-// an app that answers with a status is passed through as it wrote it; an app that takes the connection and
+// an app that answers with a status is passed through (its status, headers and body, without its hop-by-hop
+// fields, framed for the client, and the connection closed after it); an app that takes the connection and
 // closes it is the 502 UPGRADE_FAILED, told apart from the locked "Failed to connect" of an app that is not
 // listening at all.
 import { once } from 'node:events';
@@ -49,6 +50,26 @@ describe.each(ENGINES)('%s engine', (engine) => {
     const answer = await upgrade(front.port);
     expect(answer).toMatch(/^HTTP\/1\.1 403 Forbidden\r\n/);
     expect(answer).toContain('forbidden');
+  });
+
+  it('frames a chunked refusal for the client and closes the connection after it', async () => {
+    const app = await startApp((socket) =>
+      socket.end(
+        'HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\n' +
+          'Transfer-Encoding: chunked\r\n\r\n9\r\nforbidden\r\n0\r\n\r\n',
+      ),
+    );
+    const front = await startFront(app, {});
+    const answer = await upgrade(front.port);
+    const end = answer.indexOf('\r\n\r\n');
+    const head = answer.slice(0, end);
+    const body = answer.slice(end + 4);
+    expect(head).toMatch(/^HTTP\/1\.1 403 Forbidden\r\n/);
+    expect(head.toLowerCase()).toContain('transfer-encoding: chunked');
+    expect(head.toLowerCase()).toContain('connection: close');
+    expect(head.toLowerCase()).not.toContain('keep-alive: ');
+    // Re-chunked: Node's client parser de-chunked what the app sent.
+    expect(body).toBe('9\r\nforbidden\r\n0\r\n\r\n');
   });
 
   it('answers 502 UPGRADE_FAILED when the app takes the connection and closes it without an answer', async () => {
