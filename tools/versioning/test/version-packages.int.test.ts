@@ -52,18 +52,33 @@ describe('changeset version', () => {
     const after = (dir: string) => manifest(dir);
     const errorContract = after('error-contract');
     expect(errorContract.version).toBe(bump(before['error-contract']?.version ?? '', 'minor'));
-    // Direct dependents get a patch bump and the new range; so do their dependents in turn.
-    for (const dir of ['container-resolver', 'proxy-core', 'preview-core']) {
+    // Direct dependents get a patch bump and the new range; so do their dependents in turn. Every
+    // package depends on error-contract, which holds the contract's names as well as its errors.
+    for (const dir of ['container-resolver', 'preview-registry', 'proxy-core', 'preview-core']) {
       expect(after(dir).version, dir).toBe(bump(before[dir]?.version ?? '', 'patch'));
       expect(after(dir).dependencies?.['@sandbox/error-contract'], dir).toBe('workspace:^');
     }
-    // A package that does not depend on error-contract stays as it was.
-    expect(after('preview-registry').version).toBe(before['preview-registry']?.version);
     const changelog = readFileSync(join(workspace, 'packages/error-contract/CHANGELOG.md'), 'utf8');
     expect(changelog).toContain('A new error row.');
     expect(readFileSync(join(workspace, 'packages/preview-core/CHANGELOG.md'), 'utf8')).toContain(
       `@sandbox/error-contract@${errorContract.version}`,
     );
+  });
+
+  it('leaves alone a package that does not depend on the changed one', async () => {
+    const before = Object.fromEntries(
+      readdirSync(join(workspace, 'packages')).map((dir) => [dir, manifest(dir)]),
+    );
+    writeFileSync(
+      join(workspace, '.changeset/registry-change.md'),
+      '---\n"@sandbox/preview-registry": minor\n---\n\nA registry change.\n',
+    );
+    await run(CHANGESET_BIN, ['version'], { cwd: workspace });
+    // The resolver validates with error-contract's names, not the registry's: it is not a dependent.
+    for (const dir of ['container-resolver', 'error-contract', 'proxy-core'])
+      expect(manifest(dir).version, dir).toBe(before[dir]?.version);
+    expect(manifest('preview-core').dependencies?.['@sandbox/preview-registry']).toBe('workspace:^');
+    expect(manifest('preview-core').version).not.toBe(before['preview-core']?.version);
   });
 });
 
