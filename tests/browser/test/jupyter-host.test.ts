@@ -4,21 +4,11 @@
 // mismatch: 404) and on the kernel WebSocket (403); listening on every interface, it does not judge the Host
 // itself. The proxy presents the page's own requests as addressed to localhost:8888 (Host and Origin alike), so
 // the notebook renders, its kernel connects and runs a cell, while a page of another origin is still refused.
-import {
-  connectWebSocket,
-  docker,
-  RUN_LABEL,
-  SESSION_CONTAINER_PREFIX,
-  TEST_LABEL,
-  testRunId,
-  uniqueSessionId,
-  WebSocketHandshakeError,
-} from '@sandbox/test-fixtures';
+import { connectWebSocket, docker, uniqueSessionId, WebSocketHandshakeError } from '@sandbox/test-fixtures';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { register, send, startManager } from '../../../apps/container-manager/test/harness.js';
 import {
   containerAddress,
-  containerLogs,
   FIXTURE_JUPYTER_IMAGE,
   JUPYTER_PORT,
   openDemoNotebook,
@@ -28,7 +18,15 @@ import {
   WIDGETS_PROBE,
   waitForJupyterToken,
 } from './jupyter-support.js';
-import { closeChromium, explainFailure, type HeadlessChromium, launchChromiumForTests } from './support.js';
+import {
+  closeChromium,
+  containerLogs,
+  explainFailure,
+  type HeadlessChromium,
+  launchChromiumForTests,
+  runSessionContainer,
+  waitForPreview,
+} from './support.js';
 
 type RunningManager = Awaited<ReturnType<typeof startManager>>;
 
@@ -64,34 +62,16 @@ describe('Jupyter Notebook on a host route of a real-looking domain, with no con
     browser = launchChromiumForTests([`--host-resolver-rules=MAP *.${DOMAIN} 127.0.0.1`]);
     manager = await startManager({ PREVIEW_DOMAIN: DOMAIN });
     host = `${JUPYTER_PORT}-${sessionId}.${DOMAIN}:${new URL(manager.url).port}`;
-    containerId = await docker([
-      'run',
-      '-d',
-      '--name',
-      `${SESSION_CONTAINER_PREFIX}${sessionId}`,
-      '--label',
-      `${TEST_LABEL}=1`,
-      '--label',
-      `${RUN_LABEL}=${testRunId()}`,
-      FIXTURE_JUPYTER_IMAGE,
-    ]);
+    containerId = await runSessionContainer(sessionId, FIXTURE_JUPYTER_IMAGE);
     const registered = await register(manager.url, sessionId, { port: JUPYTER_PORT });
     expect(registered.status, registered.body.toString()).toBe(201);
     token = await waitForJupyterToken(containerId);
     // /api answers its version without authentication once the server listens.
-    const deadline = Date.now() + 60_000;
-    let last = '';
-    for (;;) {
-      const reply = await send(manager.url, '/api', { headers: { host } }).catch((error: unknown) => error);
-      if (!(reply instanceof Error) && (reply as { status: number }).status === 200) break;
-      last = reply instanceof Error ? reply.message : String((reply as { status: number }).status);
-      if (Date.now() > deadline) {
-        throw new Error(
-          `Jupyter did not answer on its host route in 60 s (last: ${last}); logs: ${await containerLogs(containerId)}`,
-        );
-      }
-      await sleep(200);
-    }
+    await waitForPreview(manager.url, '/api', {
+      containerId,
+      headers: { host },
+      what: 'Jupyter on its host route',
+    });
   });
 
   afterAll(async () => {

@@ -2,19 +2,11 @@
 // it: `--NotebookApp.base_url=/previews/<id>/`, the port registered with stripPrefix: false so that Jupyter
 // receives the whole path (and its Location and Set-Cookie pass as it wrote them). Chromium opens the notebook,
 // the kernel's WebSocket connects back through the proxy under the base, and running the cell prints 42.
-import {
-  docker,
-  RUN_LABEL,
-  SESSION_CONTAINER_PREFIX,
-  TEST_LABEL,
-  testRunId,
-  uniqueSessionId,
-} from '@sandbox/test-fixtures';
+import { docker, uniqueSessionId } from '@sandbox/test-fixtures';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { register, send, startManager } from '../../../apps/container-manager/test/harness.js';
 import {
   containerAddress,
-  containerLogs,
   FIXTURE_JUPYTER_IMAGE,
   JUPYTER_PORT,
   openDemoNotebook,
@@ -24,11 +16,17 @@ import {
   WIDGETS_PROBE,
   waitForJupyterToken,
 } from './jupyter-support.js';
-import { closeChromium, explainFailure, type HeadlessChromium, launchChromiumForTests } from './support.js';
+import {
+  closeChromium,
+  containerLogs,
+  explainFailure,
+  type HeadlessChromium,
+  launchChromiumForTests,
+  runSessionContainer,
+  waitForPreview,
+} from './support.js';
 
 type RunningManager = Awaited<ReturnType<typeof startManager>>;
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 describe('Jupyter Notebook behind /previews/<id>/, with base_url its one setting', () => {
   // Jupyter must know its base before it starts, so the session id comes first.
@@ -42,35 +40,14 @@ describe('Jupyter Notebook behind /previews/<id>/, with base_url its one setting
   beforeAll(async () => {
     browser = launchChromiumForTests();
     manager = await startManager();
-    containerId = await docker([
-      'run',
-      '-d',
-      '--name',
-      `${SESSION_CONTAINER_PREFIX}${sessionId}`,
-      '--label',
-      `${TEST_LABEL}=1`,
-      '--label',
-      `${RUN_LABEL}=${testRunId()}`,
-      FIXTURE_JUPYTER_IMAGE,
-      `--NotebookApp.base_url=${base}`,
-    ]);
+    containerId = await runSessionContainer(sessionId, FIXTURE_JUPYTER_IMAGE, {
+      args: [`--NotebookApp.base_url=${base}`],
+    });
     const registered = await register(manager.url, sessionId, { port: JUPYTER_PORT, stripPrefix: false });
     expect(registered.status, registered.body.toString()).toBe(201);
     token = await waitForJupyterToken(containerId);
     // <base>api answers Jupyter's version without authentication once the server listens.
-    const deadline = Date.now() + 60_000;
-    let last = '';
-    for (;;) {
-      const reply = await send(manager.url, `${base}api`).catch((error: unknown) => error);
-      if (!(reply instanceof Error) && (reply as { status: number }).status === 200) break;
-      last = reply instanceof Error ? reply.message : String((reply as { status: number }).status);
-      if (Date.now() > deadline) {
-        throw new Error(
-          `Jupyter did not answer through the proxy in 60 s (last: ${last}); logs: ${await containerLogs(containerId)}`,
-        );
-      }
-      await sleep(200);
-    }
+    await waitForPreview(manager.url, `${base}api`, { containerId, what: 'Jupyter through the proxy' });
   });
 
   afterAll(async () => {

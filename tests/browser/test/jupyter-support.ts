@@ -1,12 +1,9 @@
 // Shared by the Jupyter browser tests: the fixture image (the classic Notebook server, Debian's 6.4), its
 // container's random token, and driving demo.ipynb in the classic notebook UI.
-import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
+import { docker } from '@sandbox/test-fixtures';
 import type { BrowserContext, Page } from 'playwright-core';
-import { type PageRecord, recordPage } from './support.js';
-
-const execFileAsync = promisify(execFile);
+import { buildFixtureImage, containerLogs, type PageRecord, recordPage } from './support.js';
 
 /**
  * `jupyter notebook --ip=0.0.0.0 --port=8888 --no-browser --allow-root` in /work, which holds demo.ipynb (one
@@ -21,27 +18,9 @@ const BUILD_JUPYTER_SCRIPT = fileURLToPath(
 );
 
 /** Builds sandbox-fixture-jupyter:latest when its inputs changed (quick otherwise). */
-export async function ensureJupyterImage(): Promise<void> {
-  try {
-    // A cold build may first apt-get install the packages on the host.
-    await execFileAsync('bash', [BUILD_JUPYTER_SCRIPT], { encoding: 'utf8', timeout: 10 * 60_000 });
-  } catch (error) {
-    const stderr = (error as { stderr?: unknown }).stderr;
-    throw new Error(
-      `build-jupyter-image.sh failed: ${typeof stderr === 'string' && stderr ? stderr.trim() : String(error)}`,
-      { cause: error },
-    );
-  }
-}
-
-/** A container's log so far, stdout and stderr (Jupyter logs to stderr). */
-export async function containerLogs(id: string): Promise<string> {
-  try {
-    const { stdout, stderr } = await execFileAsync('docker', ['logs', id], { encoding: 'utf8' });
-    return `${stdout}${stderr}`;
-  } catch (error) {
-    return `(docker logs ${id} failed: ${String(error)})`;
-  }
+export function ensureJupyterImage(): Promise<void> {
+  // A cold build may first apt-get install the packages on the host.
+  return buildFixtureImage(BUILD_JUPYTER_SCRIPT, 10 * 60_000);
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -172,11 +151,12 @@ export async function openDemoNotebook(
 
 /** A container's address on its Docker network, to ask the app directly (not through the proxy). */
 export async function containerAddress(id: string): Promise<string> {
-  const { stdout } = await execFileAsync(
-    'docker',
-    ['inspect', '--format', '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}', id],
-    { encoding: 'utf8' },
-  );
+  const stdout = await docker([
+    'inspect',
+    '--format',
+    '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}',
+    id,
+  ]);
   const address = stdout.trim().split(' ')[0];
   if (!address) throw new Error(`container ${id} has no address`);
   return address;

@@ -5,31 +5,24 @@
 // or allow-listed; the proxy presents same-origin requests as coming from http://localhost:3000, so the page
 // hydrates and Fast Refresh updates it in place with no configuration, while a page of another origin still
 // meets Next's own refusal.
-import {
-  connectWebSocket,
-  docker,
-  RUN_LABEL,
-  SESSION_CONTAINER_PREFIX,
-  TEST_LABEL,
-  testRunId,
-  uniqueSessionId,
-  WebSocketHandshakeError,
-} from '@sandbox/test-fixtures';
+import { connectWebSocket, docker, uniqueSessionId, WebSocketHandshakeError } from '@sandbox/test-fixtures';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { register, send, startManager } from '../../../apps/container-manager/test/harness.js';
-import { containerLogs, FIXTURE_NEXT_IMAGE, NEXT_PORT, wsHandshake } from './next-support.js';
+import { FIXTURE_NEXT_IMAGE, NEXT_PORT, wsHandshake } from './next-support.js';
 import {
   closeChromium,
+  containerLogs,
   explainFailure,
   type HeadlessChromium,
   launchChromiumForTests,
   recordPage,
+  runSessionContainer,
+  waitForPreview,
 } from './support.js';
 
 type RunningManager = Awaited<ReturnType<typeof startManager>>;
 
 const DOMAIN = 'preview.example.test';
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 describe('a Next.js dev server on a host route of a real-looking domain, with no configuration', () => {
   // Host names are case-insensitive and the proxy lowercases them: the id must be lowercase to match.
@@ -47,38 +40,18 @@ describe('a Next.js dev server on a host route of a real-looking domain, with no
     manager = await startManager({ PREVIEW_DOMAIN: DOMAIN });
     host = `${NEXT_PORT}-${sessionId}.${DOMAIN}:${new URL(manager.url).port}`;
     const started = Date.now();
-    containerId = await docker([
-      'run',
-      '-d',
-      '--name',
-      `${SESSION_CONTAINER_PREFIX}${sessionId}`,
-      '--label',
-      `${TEST_LABEL}=1`,
-      '--label',
-      `${RUN_LABEL}=${testRunId()}`,
-      FIXTURE_NEXT_IMAGE,
-    ]);
+    containerId = await runSessionContainer(sessionId, FIXTURE_NEXT_IMAGE);
     const registered = await register(manager.url, sessionId, { port: NEXT_PORT });
     expect(registered.status, registered.body.toString()).toBe(201);
-    // Next listens within a second, then compiles the page on its first request; until it listens the
-    // proxy answers 502.
-    const deadline = Date.now() + 90_000;
-    let last = '';
-    for (;;) {
-      const reply = await send(manager.url, '/', { headers: { host } }).catch((error: unknown) => error);
-      if (!(reply instanceof Error) && (reply as { status: number }).status === 200) {
-        firstRenderMs = Date.now() - started;
-        const html = (reply as { body: Buffer }).body.toString();
-        chunkPath = /src="(\/_next\/static\/chunks\/[^"]+\.js)"/.exec(html)?.[1] ?? '';
-        break;
-      }
-      last = reply instanceof Error ? reply.message : String((reply as { status: number }).status);
-      if (Date.now() > deadline) {
-        const logs = await containerLogs(containerId).catch((error: unknown) => String(error));
-        throw new Error(`Next did not answer on its host route in 90 s (last: ${last}); logs: ${logs}`);
-      }
-      await sleep(200);
-    }
+    // Next listens within a second, then compiles the page on its first request.
+    const reply = await waitForPreview(manager.url, '/', {
+      containerId,
+      headers: { host },
+      timeoutMs: 90_000,
+      what: 'Next on its host route',
+    });
+    firstRenderMs = Date.now() - started;
+    chunkPath = /src="(\/_next\/static\/chunks\/[^"]+\.js)"/.exec(reply.body.toString())?.[1] ?? '';
   });
 
   afterAll(async () => {

@@ -3,28 +3,22 @@
 // (/previews/<id>/...) and serves its pages, its /_next assets and its HMR WebSocket under it, with no shim.
 // Chromium opens the preview at 127.0.0.1 (no PREVIEW_DOMAIN): the page renders, hydrates, the HMR client
 // connects through the proxy under the base, and Fast Refresh updates it in place.
-import {
-  docker,
-  RUN_LABEL,
-  SESSION_CONTAINER_PREFIX,
-  TEST_LABEL,
-  testRunId,
-  uniqueSessionId,
-} from '@sandbox/test-fixtures';
+import { docker, uniqueSessionId } from '@sandbox/test-fixtures';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { register, send, startManager } from '../../../apps/container-manager/test/harness.js';
-import { containerLogs, FIXTURE_NEXT_IMAGE, NEXT_PORT, wsHandshake } from './next-support.js';
+import { FIXTURE_NEXT_IMAGE, NEXT_PORT, wsHandshake } from './next-support.js';
 import {
   closeChromium,
+  containerLogs,
   explainFailure,
   type HeadlessChromium,
   launchChromiumForTests,
   recordPage,
+  runSessionContainer,
+  waitForPreview,
 } from './support.js';
 
 type RunningManager = Awaited<ReturnType<typeof startManager>>;
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** GET `path` and the redirects after it (up to 5), as `<status> <path>` lines: a loop shows as a long chain. */
 async function redirectChain(baseUrl: string, path: string): Promise<string[]> {
@@ -58,42 +52,22 @@ describe('a Next.js dev server behind /previews/<id>/, its basePath the one sett
     browser = launchChromiumForTests();
     manager = await startManager();
     const started = Date.now();
-    containerId = await docker([
-      'run',
-      '-d',
-      '--name',
-      `${SESSION_CONTAINER_PREFIX}${sessionId}`,
-      '--label',
-      `${TEST_LABEL}=1`,
-      '--label',
-      `${RUN_LABEL}=${testRunId()}`,
-      '-e',
-      `PREVIEW_BASE_PATH=${base}`,
-      FIXTURE_NEXT_IMAGE,
-    ]);
+    containerId = await runSessionContainer(sessionId, FIXTURE_NEXT_IMAGE, {
+      env: { PREVIEW_BASE_PATH: base },
+    });
     // Without `stripPrefix: false` the app would receive /..., outside its basePath (a 404).
     const registered = await register(manager.url, sessionId, { port: NEXT_PORT, stripPrefix: false });
     expect(registered.status, registered.body.toString()).toBe(201);
 
     // Until Next listens the proxy answers 502; then whatever Next answers is for the tests to judge.
-    const deadline = Date.now() + 90_000;
-    let last = '';
-    for (;;) {
-      const reply = await send(manager.url, `${base}/`).catch((error: unknown) => error);
-      if (!(reply instanceof Error) && (reply as { status: number }).status !== 502) {
-        const { status, headers } = reply as { status: number; headers: Record<string, unknown> };
-        firstAnswer = `${status} ${String(headers.location ?? '')}`.trim();
-        firstAnswerMs = Date.now() - started;
-        break;
-      }
-      last =
-        reply instanceof Error ? reply.message : (reply as { body: Buffer }).body.toString().slice(0, 200);
-      if (Date.now() > deadline) {
-        const logs = await containerLogs(containerId).catch((error: unknown) => String(error));
-        throw new Error(`Next did not answer through the proxy in 90 s (last: ${last}); logs: ${logs}`);
-      }
-      await sleep(200);
-    }
+    const { status, headers } = await waitForPreview(manager.url, `${base}/`, {
+      containerId,
+      timeoutMs: 90_000,
+      what: 'Next through the proxy',
+      ready: (reply) => reply.status !== 502,
+    });
+    firstAnswer = `${status} ${String(headers.location ?? '')}`.trim();
+    firstAnswerMs = Date.now() - started;
   });
 
   afterAll(async () => {

@@ -1,10 +1,7 @@
 // The Next.js fixture image, for the browser tests that run a Next dev server through the proxy.
-import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { connectWebSocket, WebSocketHandshakeError } from '@sandbox/test-fixtures';
-
-const execFileAsync = promisify(execFile);
+import { buildFixtureImage } from './support.js';
 
 /**
  * A minimal App Router app in /app run by `next dev` (Turbopack) on port 3000, its basePath from
@@ -17,24 +14,10 @@ export const NEXT_PORT = 3000;
 const BUILD_NEXT_SCRIPT = fileURLToPath(new URL('../../../fixtures/build-next-image.sh', import.meta.url));
 
 /** Builds sandbox-fixture-next:latest when its inputs changed (quick otherwise). */
-export async function ensureNextImage(): Promise<void> {
-  try {
-    // A cold build downloads Next.js (~100 MB packed) from npm and imports a ~470 MB image: minutes on a
-    // slow registry or a busy machine, hence the margin.
-    await execFileAsync('bash', [BUILD_NEXT_SCRIPT], { encoding: 'utf8', timeout: 15 * 60_000 });
-  } catch (error) {
-    const stderr = (error as { stderr?: unknown }).stderr;
-    throw new Error(
-      `build-next-image.sh failed: ${typeof stderr === 'string' && stderr ? stderr.trim() : String(error)}`,
-      { cause: error },
-    );
-  }
-}
-
-/** stdout and stderr of a container so far: Next writes its warnings (a blocked request...) to stderr. */
-export async function containerLogs(id: string): Promise<string> {
-  const { stdout, stderr } = await execFileAsync('docker', ['logs', id], { encoding: 'utf8' });
-  return `${stdout}${stderr}`;
+export function ensureNextImage(): Promise<void> {
+  // A cold build downloads Next.js (~100 MB packed) from npm and imports a ~470 MB image: minutes on a slow
+  // registry or a busy machine, hence the margin.
+  return buildFixtureImage(BUILD_NEXT_SCRIPT, 15 * 60_000);
 }
 
 /**

@@ -6,6 +6,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import {
+  docker,
+  dockerLogs,
+  httpRequest,
+  type Reply,
+  RUN_LABEL,
+  SESSION_CONTAINER_PREFIX,
+  TEST_LABEL,
+  testRunId,
+} from '@sandbox/test-fixtures';
 import { type BrowserContext, chromium, type Page } from 'playwright-core';
 
 const execFileAsync = promisify(execFile);
@@ -29,16 +39,97 @@ export const VITE_PORT = 5173;
 
 const BUILD_VITE_SCRIPT = fileURLToPath(new URL('../../../fixtures/build-vite-image.sh', import.meta.url));
 
-/** Builds sandbox-fixture-vite:latest when its inputs changed (quick otherwise). */
-export async function ensureViteImage(): Promise<void> {
+/**
+ * Runs one of fixtures/build-*-image.sh: it builds its image when the inputs changed and is quick otherwise.
+ * `timeoutMs` leaves room for a cold build (npm or apt on the host).
+ */
+export async function buildFixtureImage(script: string, timeoutMs: number): Promise<void> {
   try {
-    await execFileAsync('bash', [BUILD_VITE_SCRIPT], { encoding: 'utf8', timeout: 5 * 60_000 });
+    await execFileAsync('bash', [script], { encoding: 'utf8', timeout: timeoutMs });
   } catch (error) {
     const stderr = (error as { stderr?: unknown }).stderr;
+    const name = script.slice(script.lastIndexOf('/') + 1);
     throw new Error(
-      `build-vite-image.sh failed: ${typeof stderr === 'string' && stderr ? stderr.trim() : String(error)}`,
-      { cause: error },
+      `${name} failed: ${typeof stderr === 'string' && stderr ? stderr.trim() : String(error)}`,
+      {
+        cause: error,
+      },
     );
+  }
+}
+
+/** Builds sandbox-fixture-vite:latest when its inputs changed (quick otherwise). */
+export function ensureViteImage(): Promise<void> {
+  return buildFixtureImage(BUILD_VITE_SCRIPT, 5 * 60_000);
+}
+
+/**
+ * Starts `image` as the session's container (`sandbox-session-<id>`, labelled for this run's clean-up),
+ * `args` appended to its entrypoint; resolves to the container id.
+ */
+export function runSessionContainer(
+  sessionId: string,
+  image: string,
+  { env = {}, args = [] }: { env?: Record<string, string>; args?: readonly string[] } = {},
+): Promise<string> {
+  const envArgs = Object.entries(env).flatMap(([name, value]) => ['-e', `${name}=${value}`]);
+  return docker([
+    'run',
+    '-d',
+    '--name',
+    `${SESSION_CONTAINER_PREFIX}${sessionId}`,
+    '--label',
+    `${TEST_LABEL}=1`,
+    '--label',
+    `${RUN_LABEL}=${testRunId()}`,
+    ...envArgs,
+    image,
+    ...args,
+  ]);
+}
+
+/** A container's log so far, stdout and stderr (dev servers write warnings to stderr), for messages. */
+export function containerLogs(id: string): Promise<string> {
+  return dockerLogs(id).catch((error: unknown) => `(docker logs ${id} failed: ${String(error)})`);
+}
+
+/**
+ * Asks `path` every 200 ms until `ready` says so (default: a 200), and resolves to that reply. Until the
+ * dev server listens the proxy answers 502; a dev server takes seconds to start. Throws after `timeoutMs`
+ * with the last answer and the container's log.
+ */
+export async function waitForPreview(
+  baseUrl: string,
+  path: string,
+  {
+    containerId,
+    what,
+    headers = {},
+    timeoutMs = 60_000,
+    ready = (reply) => reply.status === 200,
+  }: {
+    containerId: string;
+    /** Names the app in the error: `Vite on its host route`, say. */
+    what: string;
+    headers?: Record<string, string>;
+    timeoutMs?: number;
+    ready?: (reply: Reply) => boolean;
+  },
+): Promise<Reply> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  for (;;) {
+    const reply = await httpRequest(baseUrl, path, { headers }).catch((error: unknown) => error);
+    if (!(reply instanceof Error) && ready(reply as Reply)) return reply as Reply;
+    last =
+      reply instanceof Error
+        ? reply.message
+        : `${(reply as Reply).status} ${(reply as Reply).body.toString().slice(0, 200)}`;
+    if (Date.now() > deadline) {
+      const logs = await containerLogs(containerId);
+      throw new Error(`${what} did not answer in ${timeoutMs / 1000} s (last: ${last}); logs: ${logs}`);
+    }
+    await new Promise<void>((resolve) => setTimeout(resolve, 200));
   }
 }
 

@@ -3,14 +3,7 @@
 // stripPrefix: false so that Vite receives the whole path. Chromium loads the app, Vite's HMR client
 // connects back through the proxy (a WebSocket at the page's own host and port, under the base), and an
 // edit inside the container updates the DOM in place: the page is not reloaded.
-import {
-  docker,
-  RUN_LABEL,
-  SESSION_CONTAINER_PREFIX,
-  TEST_LABEL,
-  testRunId,
-  uniqueSessionId,
-} from '@sandbox/test-fixtures';
+import { docker, uniqueSessionId } from '@sandbox/test-fixtures';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { register, startManager } from '../../../apps/container-manager/test/harness.js';
 import {
@@ -20,12 +13,12 @@ import {
   type HeadlessChromium,
   launchChromiumForTests,
   recordPage,
+  runSessionContainer,
   VITE_PORT,
+  waitForPreview,
 } from './support.js';
 
 type RunningManager = Awaited<ReturnType<typeof startManager>>;
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 describe('a Vite dev server behind /previews/<id>/', () => {
   // Vite must know its public base before it starts, so the session id comes first.
@@ -39,39 +32,10 @@ describe('a Vite dev server behind /previews/<id>/', () => {
     // Awaited by the test: without Chromium it fails, saying why.
     browser = launchChromiumForTests();
     manager = await startManager();
-    containerId = await docker([
-      'run',
-      '-d',
-      '--name',
-      `${SESSION_CONTAINER_PREFIX}${sessionId}`,
-      '--label',
-      `${TEST_LABEL}=1`,
-      '--label',
-      `${RUN_LABEL}=${testRunId()}`,
-      FIXTURE_VITE_IMAGE,
-      '--base',
-      base,
-    ]);
+    containerId = await runSessionContainer(sessionId, FIXTURE_VITE_IMAGE, { args: ['--base', base] });
     const registered = await register(manager.url, sessionId, { port: VITE_PORT, stripPrefix: false });
     expect(registered.status, registered.body.toString()).toBe(201);
-
-    // Vite takes a moment to listen; until then the proxy answers 502.
-    const deadline = Date.now() + 60_000;
-    let last = '';
-    for (;;) {
-      try {
-        const res = await fetch(`${manager.url}${base}`, { signal: AbortSignal.timeout(2_000) });
-        last = `${res.status} ${(await res.text()).slice(0, 200)}`;
-        if (res.status === 200) break;
-      } catch (error) {
-        last = String(error);
-      }
-      if (Date.now() > deadline) {
-        const logs = await docker(['logs', containerId]).catch((error: unknown) => String(error));
-        throw new Error(`Vite did not answer through the proxy in 60 s (last: ${last}); logs: ${logs}`);
-      }
-      await sleep(200);
-    }
+    await waitForPreview(manager.url, base, { containerId, what: 'Vite through the proxy' });
   });
 
   afterAll(async () => {

@@ -3,15 +3,7 @@
 // Vite trusts only localhost by default; the proxy presents same-origin requests to it as addressed to
 // localhost:5173, so the page renders and HMR updates it in place with no configuration, while a request
 // from another origin still meets Vite's own refusal.
-import {
-  connectWebSocket,
-  docker,
-  RUN_LABEL,
-  SESSION_CONTAINER_PREFIX,
-  TEST_LABEL,
-  testRunId,
-  uniqueSessionId,
-} from '@sandbox/test-fixtures';
+import { connectWebSocket, docker, uniqueSessionId } from '@sandbox/test-fixtures';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { register, send, startManager } from '../../../apps/container-manager/test/harness.js';
 import {
@@ -21,13 +13,14 @@ import {
   type HeadlessChromium,
   launchChromiumForTests,
   recordPage,
+  runSessionContainer,
   VITE_PORT,
+  waitForPreview,
 } from './support.js';
 
 type RunningManager = Awaited<ReturnType<typeof startManager>>;
 
 const DOMAIN = 'preview.example.test';
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 describe('a Vite dev server on a host route of a real-looking domain, with no configuration', () => {
   const sessionId = uniqueSessionId('vitehost').toLowerCase();
@@ -40,31 +33,14 @@ describe('a Vite dev server on a host route of a real-looking domain, with no co
     browser = launchChromiumForTests([`--host-resolver-rules=MAP *.${DOMAIN} 127.0.0.1`]);
     manager = await startManager({ PREVIEW_DOMAIN: DOMAIN });
     host = `${VITE_PORT}-${sessionId}.${DOMAIN}:${new URL(manager.url).port}`;
-    containerId = await docker([
-      'run',
-      '-d',
-      '--name',
-      `${SESSION_CONTAINER_PREFIX}${sessionId}`,
-      '--label',
-      `${TEST_LABEL}=1`,
-      '--label',
-      `${RUN_LABEL}=${testRunId()}`,
-      FIXTURE_VITE_IMAGE,
-    ]);
+    containerId = await runSessionContainer(sessionId, FIXTURE_VITE_IMAGE);
     const registered = await register(manager.url, sessionId, { port: VITE_PORT });
     expect(registered.status, registered.body.toString()).toBe(201);
-    const deadline = Date.now() + 60_000;
-    let last = '';
-    for (;;) {
-      const reply = await send(manager.url, '/', { headers: { host } }).catch((error: unknown) => error);
-      if (!(reply instanceof Error) && (reply as { status: number }).status === 200) break;
-      last = reply instanceof Error ? reply.message : String((reply as { status: number }).status);
-      if (Date.now() > deadline) {
-        const logs = await docker(['logs', containerId]).catch((error: unknown) => String(error));
-        throw new Error(`Vite did not answer on its host route in 60 s (last: ${last}); logs: ${logs}`);
-      }
-      await sleep(200);
-    }
+    await waitForPreview(manager.url, '/', {
+      containerId,
+      headers: { host },
+      what: 'Vite on its host route',
+    });
   });
 
   afterAll(async () => {
