@@ -42,7 +42,7 @@ import { connect, type Socket } from 'node:net';
 import { cpus, loadavg, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
-import { createRedisPreviewState } from '@sandbox/preview-registry';
+import { createRedisPreviewState } from '@sandbox/preview-state-redis';
 import {
   assertDockerEngine,
   docker,

@@ -1,29 +1,30 @@
 // Smoke test of the published builds under plain Node, run by check-packages-runtime.sh in a temp project
-// where the five packed tarballs are installed: once with `load` = require (the .cjs builds) and once with
+// where every packed tarball is installed: once with `load` = require (the .cjs builds) and once with
 // `load` = import() (the .mjs builds). `other` loads the opposite format, to check that an error thrown by
 // one copy of the error contract is still recognised by the other (the dual-package hazard).
 // CommonJS on purpose: both an ESM and a CommonJS entry can load it.
 const assert = require('node:assert/strict');
 const http = require('node:http');
+const routesSmoke = require('./check-routes-smoke.cjs');
 
-function listen(handler) {
-  const server = http.createServer(handler);
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
-}
-
-function stop(server) {
-  server.closeAllConnections();
-  return new Promise((resolve) => server.close(resolve));
-}
-
-const urlOf = (server) => `http://127.0.0.1:${server.address().port}`;
+const { checkProxiedRoute, startUpstream, stop, urlOf } = routesSmoke;
+const listen = (handler) => routesSmoke.listen(http.createServer(handler));
 
 module.exports = async function smoke(format, load, other) {
-  const names = ['error-contract', 'preview-registry', 'container-resolver', 'proxy-core', 'preview-core'];
+  const names = [
+    'error-contract',
+    'preview-registry',
+    'preview-state-redis',
+    'container-resolver',
+    'proxy-core',
+    'preview-routes',
+    'preview-server',
+    'preview-core',
+  ];
   const pkgs = {};
   for (const name of names) pkgs[name] = await load(`@sandbox/${name}`);
   const otherContract = await other('@sandbox/error-contract');
-  const upstream = await listen((req, res) => res.end(`${req.method} ${req.url}`));
+  const upstream = await startUpstream();
   const port = upstream.address().port;
   const closed = await listen(() => {});
   const closedPort = closed.address().port;
@@ -46,7 +47,8 @@ module.exports = async function smoke(format, load, other) {
   assert.ok(otherContract.isPreviewError(failure), 'the other format does not recognise a PreviewError');
   await stop(front);
 
-  // preview-core end to end (Express 5): register a port, proxy through it, the contract's JSON 404.
+  // preview-core end to end (Express 5): register a port, proxy HTTP, a streamed body and a WebSocket
+  // through it, the contract's JSON 404.
   const resolver = {
     resolve: async (id) => ({ ip: '127.0.0.1', network: 'n', containerId: id, labels: {} }),
   };
@@ -63,19 +65,22 @@ module.exports = async function smoke(format, load, other) {
   assert.equal(refused.status, 500);
   assert.equal((await refused.json()).code, 'CONTAINER_ADDRESS_REFUSED');
   await stop(strict);
-  const app = await listen(
-    pkgs['preview-core'].createPreviewApp({
-      resolver,
-      internalServiceKey: 'k',
-      isAllowedUpstream: (address) => address === '127.0.0.1',
-    }),
-  );
+  const previewApp = pkgs['preview-core'].createPreviewApp({
+    resolver,
+    internalServiceKey: 'k',
+    isAllowedUpstream: (address) => address === '127.0.0.1',
+  });
+  const app = await listen(previewApp.requestListener);
+  app.on('upgrade', previewApp.handleUpgrade);
   assert.equal((await registerAt(app)).status, 201);
   assert.equal(await (await fetch(`${urlOf(app)}/previews/demo/page?x=1`)).text(), 'GET /page?x=1');
+  await checkProxiedRoute(urlOf(app), '/previews/demo');
   const missing = await fetch(`${urlOf(app)}/previews/unknown/`);
   assert.equal(missing.status, 404);
   assert.equal((await missing.json()).code, 'PREVIEW_NOT_REGISTERED');
   await stop(app);
   await stop(upstream);
-  console.log(`${format}: the five packages load and work`);
+  // The proxy-only composition from the same install.
+  await routesSmoke(`${format}, every package installed`, async (name) => load(name));
+  console.log(`${format}: the ${names.length} packages load and work`);
 };

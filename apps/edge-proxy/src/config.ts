@@ -1,4 +1,4 @@
-import { listenPortSchema, parseEnvConfig, sharedEnvShape } from '@sandbox/preview-core';
+import { listenPortSchema, parseEnvConfig, sharedEnvShape } from '@sandbox/preview-server';
 import { z } from 'zod';
 
 const configSchema = z.object({

@@ -1,4 +1,4 @@
-import { runService } from '@sandbox/preview-core';
+import { runService } from '@sandbox/preview-server';
 import { loadConfig } from './config.js';
 import { startEdgeProxy } from './server.js';
 

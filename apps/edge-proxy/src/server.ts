@@ -1,9 +1,8 @@
 import type { Server } from 'node:http';
+import type { SharedPreviewState } from '@sandbox/preview-registry';
 import {
   createPreviewApp,
   createPreviewMetrics,
-  createPreviewProxy,
-  createRedisPreviewState,
   createServiceLogger,
   createSharedStateResolver,
   exposeMetrics,
@@ -11,13 +10,14 @@ import {
   logAccess,
   logUpstreamEngine,
   optional,
-  type SharedPreviewState,
   servePreviewApp,
   serviceLimits,
   sharedStateReadiness,
   withHealthEndpoints,
   withMetrics,
-} from '@sandbox/preview-core';
+} from '@sandbox/preview-server';
+import { createRedisPreviewState } from '@sandbox/preview-state-redis';
+import { createPreviewProxy } from '@sandbox/proxy-core';
 import type { EdgeProxyConfig } from './config.js';
 
 /** What a running edge exposes to its caller (main, or a test). */

@@ -5,11 +5,8 @@
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import {
-  createRedisPreviewState,
-  type PreviewStatePublisher,
-  type SharedPreviewState,
-} from '@sandbox/preview-core';
+import type { PreviewStatePublisher, SharedPreviewState } from '@sandbox/preview-registry';
+import { createRedisPreviewState } from '@sandbox/preview-state-redis';
 import {
   httpRequest,
   type RedisServerHandle,

@@ -404,7 +404,11 @@ describe('createContainerWatcher: container events', () => {
     await vi.waitFor(() => expect(engine.inspects).toHaveLength(1));
     engine.inspects[0]?.reject(notFound('sandbox-session-s1'));
     await settle();
-    expect(await failure(createWatchingResolver(watcher).resolve('s1'))).toEqual({
+    // A request confirms the cached "absent" with one inspect before answering it.
+    const answer = failure(createWatchingResolver(watcher).resolve('s1'));
+    await vi.waitFor(() => expect(engine.inspects).toHaveLength(2));
+    engine.inspects[1]?.reject(notFound('sandbox-session-s1'));
+    expect(await answer).toEqual({
       code: 'CONTAINER_LOOKUP_FAILED',
       message: 'Failed to validate container for session s1: No such container: sandbox-session-s1',
       status: 500,

@@ -1,35 +1,11 @@
-import { previewErrors } from '@sandbox/error-contract';
+import { type ContainerResolver, previewErrors } from '@sandbox/error-contract';
 import type Docker from 'dockerode';
 import { containerNameFor } from './container-name.js';
 import { createDockerClient } from './docker-client.js';
 import { parseContainerInspect } from './parse-inspect.js';
 
-/** Where a session's preview server can be reached. */
-export interface ResolvedContainer {
-  /** IPv4 address of the container on {@link ResolvedContainer.network}. */
-  ip: string;
-  /** Docker network the address belongs to. */
-  network: string;
-  /** Full container id. */
-  containerId: string;
-  /** Container labels. */
-  labels: Readonly<Record<string, string>>;
-}
-
-/** Resolves a session to its running container; implementations may cache (e.g. driven by Docker events). */
-export interface ContainerResolver {
-  /**
-   * The running container of a session. Rejects with a `PreviewError`: INVALID_SESSION_ID,
-   * CONTAINER_LOOKUP_FAILED (not found or Docker failed), CONTAINER_NOT_RUNNING or CONTAINER_NO_IP.
-   */
-  resolve(sessionId: string): Promise<ResolvedContainer>;
-  /**
-   * The running container `resolve` would give, answered now from a cache, or `undefined` when only
-   * `resolve` can tell (not cached, or an error to report). Optional: a proxy asks it first to spare a
-   * promise per request.
-   */
-  peek?(sessionId: string): ResolvedContainer | undefined;
-}
+// The interface is the routes' too; it lives in error-contract so that neither side depends on the other.
+export type { ContainerResolver, ResolvedContainer } from '@sandbox/error-contract';
 
 /** The part of dockerode the resolver uses. */
 export type ContainerInspector = Pick<Docker, 'getContainer'>;

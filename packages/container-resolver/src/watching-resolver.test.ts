@@ -88,22 +88,37 @@ describe('createWatchingResolver: answers from the cache', () => {
         message: 'Failed to validate container for session s1: No such container: sandbox-session-s1',
       },
     ],
-  ])('cached %s -> contract error', async (_case, entry, expected) => {
-    const watcher = fakeWatcher({ cached: { s1: entry } });
-    expect(await failure(createWatchingResolver(watcher).resolve('s1'))).toEqual({
-      ...expected,
-      status: 500,
+  ])(
+    'cached %s -> contract error, confirmed by one inspect a second at most',
+    async (_case, entry, expected) => {
+      const watcher = fakeWatcher({ cached: { s1: entry }, refresh: async () => entry });
+      const resolver = createWatchingResolver(watcher);
+      expect(await failure(resolver.resolve('s1'))).toEqual({ ...expected, status: 500 });
+      expect(watcher.refresh).toHaveBeenCalledTimes(1);
+      // Asked again within the second: the cache answers, Docker is not asked.
+      expect(await failure(resolver.resolve('s1'))).toEqual({ ...expected, status: 500 });
+      expect(watcher.refresh).toHaveBeenCalledTimes(1);
+    },
+  );
+
+  it('a container cached as created (its create event) but running by now resolves: docker run, then register', async () => {
+    const doc = recorded('bridge');
+    const watcher = fakeWatcher({
+      cached: { s1: present('created') },
+      refresh: async () => present('bridge'),
     });
-    expect(watcher.refresh).not.toHaveBeenCalled();
+    await expect(createWatchingResolver(watcher).resolve('s1')).resolves.toMatchObject({
+      ip: doc.NetworkSettings?.Networks?.bridge?.IPAddress,
+    });
+    expect(watcher.refresh).toHaveBeenCalledWith('s1');
   });
 
   it('a running container marked out of service by an event is not running, though it has an address', async () => {
     const entry = present('bridge');
     if (!entry.present) throw new Error('unreachable');
     const marked: CachedContainer = { present: true, container: { ...entry.container, running: false } };
-    expect(
-      await failure(createWatchingResolver(fakeWatcher({ cached: { s1: marked } })).resolve('s1')),
-    ).toEqual({
+    const watcher = fakeWatcher({ cached: { s1: marked }, refresh: async () => marked });
+    expect(await failure(createWatchingResolver(watcher).resolve('s1'))).toEqual({
       code: 'CONTAINER_NOT_RUNNING',
       message: NOT_RUNNING,
       status: 500,

@@ -22,6 +22,7 @@ export {
   sessionIdFromContainerName,
   sessionIdSchema,
 } from './names.js';
+export type { ContainerResolver, ResolvedContainer } from './resolver.js';
 export {
   type ErrorBody,
   type ErrorResponse,

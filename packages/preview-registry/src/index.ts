@@ -1,5 +1,3 @@
-export { createRedisPreviewState, type RedisPreviewStateOptions } from './redis-state.js';
-export { ReadOnlyRegistryError } from './redis-state-reader.js';
 export {
   createInMemoryRegistry,
   type InMemoryRegistryOptions,

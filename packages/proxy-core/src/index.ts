@@ -3,13 +3,10 @@ export { hasMalformedPercentEncoding, type PreviewPath, splitPreviewPath } from 
 export { applyForwardedHeaders, type ForwardedContext, portOfHost } from './forwarded-headers.js';
 export { INTERNAL_KEY_HEADER, stripRequestHeaders, stripResponseHeaders } from './headers.js';
 export {
-  createUpstreamDispatcher,
-  type UpstreamDispatcherOptions,
-} from './http-forward.js';
-export {
   chooseUpstreamEngine,
   createPreviewProxy,
   type ForwardRequest,
+  loadUpstreamDispatcher,
   type PreviewProxy,
   type PreviewProxyOptions,
   type ProxyNext,
@@ -25,6 +22,7 @@ export {
 } from './response-rewrite.js';
 export { attachTrace, type RequestTrace, traceOf } from './trace.js';
 export { createTrustedProxyMatcher, normalizeRemoteAddress, parseIpAddress } from './trusted-proxies.js';
+export type { UpstreamDispatcherOptions } from './undici-dispatcher.js';
 export {
   createUpstreamAddressPolicy,
   DEFAULT_UPSTREAM_NETWORKS,

@@ -8,10 +8,11 @@ import { createUpstreamAgent, type UpstreamAgentOptions } from './agent.js';
 import { ClientTransferGuard } from './client-transfer.js';
 import { applyForwardedHeaders, type ForwardedContext, isSameOriginRequest } from './forwarded-headers.js';
 import { stripRequestHeaders, upstreamRequestHeaders } from './headers.js';
-import { createUpstreamDispatcher, forwardHttp, requestHasBody } from './http-forward.js';
+import { forwardHttp, requestHasBody } from './http-forward.js';
 import { type RequestTrace, traceOf } from './trace.js';
 import { createTrustedProxyMatcher } from './trusted-proxies.js';
-import { undiciUpstream } from './undici-upstream.js';
+import type { UpstreamDispatcherOptions } from './undici-dispatcher.js';
+import { deferredUpstream, undiciUpstream } from './undici-upstream.js';
 import {
   createNativeUpstreamClient,
   nativeUpstreamClientAvailable,
@@ -312,6 +313,15 @@ function clientGone(socket: Duplex | null): boolean {
   return socket === null || socket.destroyed || socket.writableEnded;
 }
 
+/**
+ * The undici engine's pooled keep-alive client (one pool per container ip:port), loaded on demand: undici
+ * is imported by the first call, so a process that never asks for it never loads it.
+ */
+export async function loadUpstreamDispatcher(options: UpstreamDispatcherOptions = {}): Promise<Dispatcher> {
+  const { createUpstreamDispatcher } = await import('./undici-dispatcher.js');
+  return createUpstreamDispatcher(options);
+}
+
 function upstreamClient(
   choice: UpstreamEngineChoice,
   dispatcher: Dispatcher | undefined,
@@ -333,7 +343,10 @@ function upstreamClient(
     ...(idleTimeoutMs === undefined ? {} : { idleTimeoutMs }),
     responseTimeoutMs,
   };
-  if (choice.engine === 'undici') return undiciUpstream(createUpstreamDispatcher(options), queueWaitMs);
+  if (choice.engine === 'undici')
+    return deferredUpstream(
+      loadUpstreamDispatcher(options).then((dispatcher) => undiciUpstream(dispatcher, queueWaitMs)),
+    );
   return createNativeUpstreamClient({ ...options, queueTimeoutMs: queueWaitMs });
 }
 

@@ -3,6 +3,36 @@ import type { UpstreamDispatcher, UpstreamHandler } from './upstream-client.js';
 import { UPSTREAM_BUSY_CODE } from './upstream-errors.js';
 
 /**
+ * A dispatcher that is still loading (undici is imported on first need): requests wait for it, then go
+ * on as usual; a failed load fails each of them, as an unreachable container would. Once loaded it costs
+ * one check per request.
+ */
+export function deferredUpstream(loading: Promise<UpstreamDispatcher>): UpstreamDispatcher {
+  let loaded: UpstreamDispatcher | undefined;
+  const settled = loading.then(
+    (dispatcher) => {
+      loaded = dispatcher;
+      return dispatcher;
+    },
+    (error: unknown) => {
+      throw error instanceof Error ? error : new Error(String(error));
+    },
+  );
+  // Nobody may be waiting yet; a failure is reported to each request that asks.
+  settled.catch(() => {});
+  return {
+    dispatch(request, handler) {
+      if (loaded !== undefined) return loaded.dispatch(request, handler);
+      settled.then(
+        (dispatcher) => dispatcher.dispatch(request, handler),
+        (error: Error) => handler.onError(error),
+      );
+      return true;
+    },
+  };
+}
+
+/**
  * An undici dispatcher in the shape `forwardHttp` takes (undici's handler interface is the same).
  * undici queues a request that finds every connection of its pool busy without a deadline of its own (its
  * headers timeout starts once the request is written): with `queueTimeoutMs`, a request not on a

@@ -1,0 +1,89 @@
+export {
+  ConfigError,
+  listenPortSchema,
+  optional,
+  parseEnvConfig,
+  type ServiceLimits,
+  type SharedEnvConfig,
+  serviceLimits,
+  sharedEnvShape,
+} from './env-config.js';
+export {
+  type HealthEndpointsOptions,
+  type ReadinessCheck,
+  sharedStateReadiness,
+  withHealthEndpoints,
+} from './health.js';
+export {
+  createErrorHandler,
+  type ErrorHandlerOptions,
+  notFoundHandler,
+  toPreviewError,
+} from './http-errors.js';
+export { createKeyMatcher, INTERNAL_KEY_HEADER_NAME, requireInternalKey } from './internal-key.js';
+export {
+  createServiceLogger,
+  LOG_LEVELS,
+  type Logger,
+  logAccess,
+  logUpstreamEngine,
+  type ServiceLoggerOptions,
+} from './logger.js';
+export {
+  createPreviewMetrics,
+  exposeMetrics,
+  type MetricsServer,
+  type PreviewMetrics,
+  serveMetrics,
+  type WatchedEngine,
+  withMetrics,
+} from './metrics.js';
+export {
+  createInternalApiDocument,
+  DEFAULT_INTERNAL_API_BASE_PATH,
+  INTERNAL_API_OPERATIONS,
+  INTERNAL_API_VERSION,
+  type InternalApiDocument,
+  type InternalApiDocumentOptions,
+  type InternalApiOperation,
+  type OpenApiOperation,
+  type OpenApiResponse,
+  type PreviewPortDetail,
+  type PreviewPorts,
+  previewPortDetailSchema,
+  previewPortsSchema,
+  type RegisteredPreview,
+  type RegistrationBody,
+  type RemovedPreview,
+  type RemovedPreviewPort,
+  registeredPreviewSchema,
+  registrationBodySchema,
+  removedPreviewPortSchema,
+  removedPreviewSchema,
+} from './openapi.js';
+export {
+  createPreviewApp,
+  createPreviewHandler,
+  createPreviewRouter,
+  DEFAULT_PREFIXES,
+  type HandlesUpgrades,
+  type PreviewApp,
+  type PreviewAppOptions,
+  type PreviewRequestHandler,
+  type PreviewRouterOptions,
+} from './preview-router.js';
+export {
+  type ParsedRegistration,
+  parsePortParam,
+  parseRegistrationBody,
+  REGISTRATION_BODY_LIMIT_BYTES,
+} from './registration.js';
+export {
+  type ClientLimits,
+  type RunningService,
+  runService,
+  type ServedPreviewApp,
+  type ServePreviewAppOptions,
+  servePreviewApp,
+} from './serve.js';
+export { createSharedStateResolver } from './shared-state.js';

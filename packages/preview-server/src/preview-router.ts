@@ -1,0 +1,148 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { previewErrors } from '@sandbox/error-contract';
+import { createInMemoryRegistry } from '@sandbox/preview-registry';
+import {
+  createPreviewRoutes,
+  DEFAULT_PROXY_PREFIXES,
+  normalizePreviewDomain,
+  type PreviewProxyHandler,
+  type PreviewRoutesOptions,
+  type PreviewUpgradeHandler,
+  sendErrorResponse,
+  traceHttpRequest,
+} from '@sandbox/preview-routes';
+import express, { type Express, type Router } from 'express';
+import { createErrorHandler, notFoundHandler, toPreviewError } from './http-errors.js';
+import { requireInternalKey } from './internal-key.js';
+import { createRegistrationRouter } from './registration.js';
+
+/** The default route prefixes of the contract. */
+export const DEFAULT_PREFIXES = {
+  ...DEFAULT_PROXY_PREFIXES,
+  api: '/api/internal',
+} as const;
+
+/**
+ * Options shared by {@link createPreviewRouter} and {@link createPreviewApp}: those of the proxy routes
+ * (`@sandbox/preview-routes`, whose `resolver` is required: this package knows no Docker) and the API's.
+ */
+export interface PreviewRouterOptions extends Omit<PreviewRoutesOptions, 'prefixes'> {
+  /** Shared secret of the internal API; without it the internal API is not mounted. */
+  internalServiceKey?: string;
+  /** Route prefixes, without trailing slash. */
+  prefixes?: Partial<typeof DEFAULT_PREFIXES>;
+}
+
+/** Something that also tunnels the WebSocket upgrades of the preview routes. */
+export interface HandlesUpgrades {
+  /** Wire it to the server: `server.on('upgrade', x.handleUpgrade)`. */
+  handleUpgrade: PreviewUpgradeHandler;
+}
+
+/**
+ * The preview routes as one Express router, to mount in an existing app: registration (when a key is
+ * given) and the two proxies, sharing one registry, resolver and proxy. Its `handleUpgrade` serves their
+ * WebSockets with the same lookup, resolution and errors.
+ */
+export function createPreviewRouter(
+  options: PreviewRouterOptions,
+): Router & HandlesUpgrades & { handleProxy: PreviewProxyHandler } {
+  const { internalServiceKey, publicProxy = true, previewDomain } = options;
+  const prefixes = { ...DEFAULT_PREFIXES, ...options.prefixes };
+  // One registry for the routes and the API, so a registration is served at once.
+  const registry = options.registry ?? createInMemoryRegistry();
+  const routes = createPreviewRoutes({ ...options, registry, prefixes });
+  const router = express.Router();
+  router.use((req, res, next) => routes.handleProxy(req, res, next));
+  if (internalServiceKey !== undefined) {
+    const domain = previewDomain === undefined ? undefined : normalizePreviewDomain(previewDomain);
+    router.use(
+      prefixes.api,
+      requireInternalKey(internalServiceKey),
+      createRegistrationRouter({
+        registry,
+        targets: routes.targets,
+        basePath: prefixes.api,
+        ...(publicProxy ? { publicPrefix: prefixes.public } : {}),
+        ...(domain === undefined ? {} : { previewDomain: domain }),
+      }),
+    );
+  }
+  return Object.assign(router, { handleUpgrade: routes.handleUpgrade, handleProxy: routes.handleProxy });
+}
+
+/** Options of {@link createPreviewApp} and {@link createPreviewHandler}. */
+export type PreviewAppOptions = PreviewRouterOptions;
+
+/** An Express app that also serves its proxy routes without Express; see {@link createPreviewApp}. */
+export type PreviewApp = Express &
+  HandlesUpgrades & {
+    /**
+     * The app as a request listener whose proxy routes skip Express's routing (measured to cost more
+     * than the proxying itself); use it for the server: `http.createServer(app.requestListener)`.
+     */
+    requestListener: (req: IncomingMessage, res: ServerResponse) => void;
+  };
+
+function createBaseApp(options: PreviewRouterOptions): PreviewApp {
+  const app = express();
+  app.disable('x-powered-by');
+  app.disable('etag');
+  const router = createPreviewRouter(options);
+  app.use(router);
+  // Express's app is a plain request listener that upgrades node's req/res itself; its types just do not say so.
+  const handle = app as unknown as (req: IncomingMessage, res: ServerResponse) => void;
+  const { onAccess } = options;
+  const requestListener = (req: IncomingMessage, res: ServerResponse) => {
+    // A proxied response carries the id in its head (proxy-core adds it); any other answer gets it here.
+    const requestId = onAccess === undefined ? undefined : traceHttpRequest(req, res, onAccess);
+    router.handleProxy(req, res, (error) => {
+      if (requestId !== undefined && !res.headersSent) res.setHeader('x-request-id', requestId);
+      if (error === undefined) handle(req, res);
+      else sendErrorResponse(res, toPreviewError(error), options.logUnexpected);
+    });
+  };
+  return Object.assign(app, { handleUpgrade: router.handleUpgrade, requestListener });
+}
+
+/**
+ * A complete Express app: the preview routes, a JSON 404 and the one error handler. Serve it with
+ * `const server = http.createServer(app.requestListener); server.on('upgrade', app.handleUpgrade)`.
+ */
+export function createPreviewApp(options: PreviewAppOptions): PreviewApp {
+  const app = createBaseApp(options);
+  app.use(notFoundHandler);
+  app.use(
+    createErrorHandler(options.logUnexpected === undefined ? {} : { logUnexpected: options.logUnexpected }),
+  );
+  return app;
+}
+
+/** A request handler for a plain `node:http` server; see {@link createPreviewHandler}. */
+export type PreviewRequestHandler = ((req: IncomingMessage, res: ServerResponse, next?: () => void) => void) &
+  HandlesUpgrades;
+
+/**
+ * The preview routes as a plain `node:http` handler. Requests outside them go to `next`, so the preview
+ * routes can share a server with other handlers; without `next` they get the contract's JSON 404.
+ */
+export function createPreviewHandler(options: PreviewAppOptions): PreviewRequestHandler {
+  const app = createBaseApp(options);
+  app.use(
+    createErrorHandler(options.logUnexpected === undefined ? {} : { logUnexpected: options.logUnexpected }),
+  );
+  // An Express app is a plain request listener that upgrades node's req/res itself; its types just
+  // do not say so.
+  const handle = app as unknown as (req: IncomingMessage, res: ServerResponse, done: () => void) => void;
+  const handler = (req: IncomingMessage, res: ServerResponse, next?: () => void) => {
+    handle(req, res, () => {
+      if (next) next();
+      else
+        sendErrorResponse(
+          res,
+          previewErrors.routeNotFound(req.method ?? 'GET', (req.url ?? '/').split('?')[0] ?? '/'),
+        );
+    });
+  };
+  return Object.assign(handler, { handleUpgrade: app.handleUpgrade });
+}

@@ -1,0 +1,171 @@
+import { type PreviewError, previewErrors } from '@sandbox/error-contract';
+import { isValidSessionId, type PreviewRegistry, previewPortSchema } from '@sandbox/preview-registry';
+import type { PreviewTargetResolver } from '@sandbox/preview-routes';
+import { isHostRoutableSessionId } from '@sandbox/preview-routes';
+import express, { type RequestHandler, type Router } from 'express';
+import {
+  createInternalApiDocument,
+  DEFAULT_INTERNAL_API_BASE_PATH,
+  type PreviewPortDetail,
+  type PreviewPorts,
+  type RegisteredPreview,
+  type RemovedPreview,
+  type RemovedPreviewPort,
+  registrationBodySchema,
+} from './openapi.js';
+
+/** Largest registration body accepted; a port fits in a few bytes. */
+export const REGISTRATION_BODY_LIMIT_BYTES = 16 * 1024;
+
+/** A valid registration body. */
+export interface ParsedRegistration {
+  port: number;
+  /** As sent; absent means the default, `true`. */
+  stripPrefix?: boolean;
+}
+
+/**
+ * The port and options of a registration body, or the contract error it deserves (pure; the body is parsed
+ * JSON). The port is judged first, so a body the seed accepted or refused gets the seed's answer.
+ */
+export function parseRegistrationBody(body: unknown): ParsedRegistration | PreviewError {
+  const parsed = registrationBodySchema.safeParse(body);
+  if (parsed.success) {
+    const { port, stripPrefix } = parsed.data;
+    return stripPrefix === undefined ? { port } : { port, stripPrefix };
+  }
+  // The contract tells a missing port (no object, no field, null) from a bad one (any other value).
+  const isObject = typeof body === 'object' && body !== null && !Array.isArray(body);
+  const port = isObject ? (body as { port?: unknown }).port : undefined;
+  if (port === undefined || port === null) return previewErrors.portRequired();
+  if (!previewPortSchema.safeParse(port).success) return previewErrors.invalidPort();
+  // Only `stripPrefix` is left to be wrong: a string "false", 0 or null would otherwise be guessed at.
+  return previewErrors.invalidStripPrefix();
+}
+
+function hasBody(headers: Record<string, string | string[] | undefined>): boolean {
+  const length = headers['content-length'];
+  return headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}
+
+// Only JSON is accepted, but a body sent with no content type at all is read as JSON: internal callers
+// using bare HTTP clients should not trip over a missing header.
+const requireJsonContentType: RequestHandler = (req, _res, next) => {
+  const typed = req.headers['content-type'] !== undefined;
+  const isJson = req.is(['application/json', 'application/*+json']) !== false;
+  next(typed && hasBody(req.headers) && !isJson ? previewErrors.unsupportedMediaType() : undefined);
+};
+
+/** Options of {@link createRegistrationRouter}. */
+export interface RegistrationRouterOptions {
+  registry: PreviewRegistry;
+  targets: PreviewTargetResolver;
+  /** Where the router is mounted, for the paths of its OpenAPI document. Default `/api/internal`. */
+  basePath?: string;
+  /** The public path route's prefix (`/previews`), for the URLs a listing reports; none when not mounted. */
+  publicPrefix?: string;
+  /** The preview domain of the host routes, for the URLs a listing reports; none when not set. */
+  previewDomain?: string;
+}
+
+function sessionIdParam(raw: string | string[] | undefined): string {
+  if (!isValidSessionId(raw)) throw previewErrors.invalidSessionId();
+  return raw;
+}
+
+/** A port in a path segment: digits only (no sign, no `0x`, no spaces), then the same range as a body's. */
+export function parsePortParam(raw: string): number | PreviewError {
+  if (!/^\d{1,5}$/.test(raw)) return previewErrors.invalidPort();
+  const parsed = previewPortSchema.safeParse(Number(raw));
+  return parsed.success ? parsed.data : previewErrors.invalidPort();
+}
+
+/**
+ * The internal registration API, under `/api/internal` (auth mounted in front of this router):
+ * - `POST /sessions/:id/previews` adds a port and makes it the active one (the contract's checks, in
+ *   order: auth, body, then the container);
+ * - `GET /sessions/:id/previews` lists the ports (the last is active);
+ * - `DELETE /sessions/:id/previews/:port` removes one, `DELETE /sessions/:id/previews` all of them;
+ * - `GET /openapi.json` is their OpenAPI 3.1 document, built once, from the schemas they validate with.
+ */
+export function createRegistrationRouter({
+  registry,
+  targets,
+  basePath = DEFAULT_INTERNAL_API_BASE_PATH,
+  publicPrefix,
+  previewDomain,
+}: RegistrationRouterOptions): Router {
+  const router = express.Router();
+  const parseJson = express.json({ limit: REGISTRATION_BODY_LIMIT_BYTES, strict: true, type: () => true });
+  const document = createInternalApiDocument({ basePath });
+
+  router.get('/openapi.json', (_req, res) => {
+    res.json(document);
+  });
+
+  router.post('/sessions/:id/previews', requireJsonContentType, parseJson, async (req, res) => {
+    const body = parseRegistrationBody(req.body);
+    if (!('port' in body)) throw body;
+    const sessionId = sessionIdParam(req.params.id);
+    await targets.assertContainerRunning(sessionId);
+    const registration = await registry.register(
+      sessionId,
+      body.port,
+      body.stripPrefix === undefined ? {} : { stripPrefix: body.stripPrefix },
+    );
+    // The contract's body, to the letter, for the contract's request; `stripPrefix` only when asked about.
+    res.status(201).json({
+      sessionId: registration.sessionId,
+      port: registration.port,
+      registered: true,
+      ...(body.stripPrefix === undefined ? {} : { stripPrefix: registration.stripPrefix }),
+    } satisfies RegisteredPreview);
+  });
+
+  // Session ids are validated, so they need no encoding in a path; a host URL needs one that fits a label.
+  const pathUrl = (sessionId: string) =>
+    publicPrefix === undefined ? null : `${publicPrefix}/${sessionId}/`;
+  const hostUrl = (sessionId: string, port: number) =>
+    previewDomain === undefined || !isHostRoutableSessionId(sessionId)
+      ? null
+      : `//${port}-${sessionId}.${previewDomain}/`;
+
+  router.get('/sessions/:id/previews', async (req, res) => {
+    const sessionId = sessionIdParam(req.params.id);
+    const ports = await registry.ports(sessionId);
+    const active = ports.at(-1);
+    const previews = ports.map(
+      (port): PreviewPortDetail => ({
+        port,
+        stripPrefix: !registry.keepsPrefix(sessionId, port),
+        active: port === active,
+        urls: { path: port === active ? pathUrl(sessionId) : null, host: hostUrl(sessionId, port) },
+      }),
+    );
+    res.json({ sessionId, ports, activePort: active ?? null, previews } satisfies PreviewPorts);
+  });
+
+  router.delete('/sessions/:id/previews/:port', async (req, res) => {
+    const sessionId = sessionIdParam(req.params.id);
+    const port = parsePortParam(req.params.port);
+    if (typeof port !== 'number') throw port;
+    if (!(await registry.unregisterPort(sessionId, port)))
+      throw previewErrors.portNotRegistered(sessionId, port);
+    const ports = await registry.ports(sessionId);
+    res.json({
+      sessionId,
+      port,
+      registered: false,
+      ports,
+      activePort: ports.at(-1) ?? null,
+    } satisfies RemovedPreviewPort);
+  });
+
+  router.delete('/sessions/:id/previews', async (req, res) => {
+    const sessionId = sessionIdParam(req.params.id);
+    const ports = await registry.ports(sessionId);
+    if (!(await registry.unregister(sessionId))) throw previewErrors.previewNotRegistered(sessionId);
+    res.json({ sessionId, ports, registered: false } satisfies RemovedPreview);
+  });
+  return router;
+}
