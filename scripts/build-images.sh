@@ -91,10 +91,12 @@ else
   old_base="$(image_id "$base_image")"
   root="$work/base"
   mkdir -p "$root/etc" "$root/tmp" "$root/proc" "$root/sys" "$root/dev" "$root/root" "$root/home"
-  add_file "$root" "$node_bin"
+  # The binary itself at /usr/bin/node, wherever the host keeps it (nvm, /usr/local, CI's cache under
+  # ~/.cache...), so CMD ["node", ...] finds it on PATH. Not a link to the host's path: that path may be under
+  # /root, which is 700 here, and the apps run as `node`, for whom such a link leads nowhere.
+  mkdir -p "$root/usr/bin"
+  cp -L "$node_bin" "$root/usr/bin/node"
   for lib in $node_libs; do add_file "$root" "$lib"; done
-  # CMD ["node", ...] finds it on PATH wherever the host keeps it (nvm, /usr/local...).
-  if [[ "$node_bin" != /usr/bin/node ]]; then mkdir -p "$root/usr/bin" && ln -sf "$node_bin" "$root/usr/bin/node"; fi
   chmod 1777 "$root/tmp"
   chmod 700 "$root/root"
   # The official Node images have the same user: `node`, uid and gid 1000, home /home/node.

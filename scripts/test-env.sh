@@ -7,6 +7,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 log() { printf '[test-env] %s\n' "$*"; }
 
+# The packages support Node 22, 24 and 26; the suites use what those lines have (a global WebSocket, the
+# parser the native client needs...).
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+if [ "$node_major" -lt 22 ]; then
+  log "node $(node --version) is too old: the project supports Node 22, 24 and 26. Node's binaries are on npm:"
+  log "  npm install --prefix ~/.local/node24 node@24 && export PATH=~/.local/node24/node_modules/node/bin:\$PATH"
+  exit 1
+fi
+
 missing=()
 command -v docker >/dev/null || missing+=(docker.io)
 command -v dockerd >/dev/null || [ -S /var/run/docker.sock ] || [ -n "${DOCKER_HOST:-}" ] || missing+=(docker.io)

@@ -7,7 +7,7 @@ export default defineConfig({
   format: ['esm'],
   sourcemap: true,
   clean: true,
-  target: 'node20',
+  target: 'node22',
   noExternal: [/^@sandbox\//],
   external: [/^(?!@sandbox\/)[a-z@]/],
 });

@@ -202,6 +202,15 @@ class ForwardHandler implements UpstreamHandler {
     // connection ends with the response rather than waiting for a body no one reads.
     closeUnlessComplete(this.req, this.res);
     this.res.end();
+    // The response's last bytes may still wait in the client's socket buffer, which takes up to its
+    // highWaterMark before a write reports backpressure (64 KiB since Node 22, 16 KiB before): a client
+    // that does not read them holds its connection as surely as one that stalls mid-response, and no
+    // keep-alive timeout runs until they are out. That wait is on the client too.
+    if (!this.res.writableFinished && this.res.writableLength > 0) {
+      this.transfer ??= this.watch();
+      this.transfer?.sendStalled();
+      this.res.once('finish', () => this.transfer?.sendDrained());
+    }
   }
 
   // The response's only 'close' listener, bound once per request. Nothing is stored on Node's own objects,

@@ -230,7 +230,9 @@ describe.each([
     expect(contents.store.filter((entry) => DEV_ONLY.test(entry))).toEqual([]);
     expect(contents.store.some((entry) => entry.startsWith('express@'))).toBe(true);
     // Docker is the manager's alone: the edge holds no Docker client, not even as a transitive dependency.
-    const docker = contents.store.filter((entry) => /^(dockerode|docker-modem|ssh2|cpu-features)@/.test(entry));
+    const docker = contents.store.filter((entry) =>
+      /^(dockerode|docker-modem|ssh2|cpu-features)@/.test(entry),
+    );
     if (app === 'edge-proxy') expect(docker).toEqual([]);
     else expect(docker.some((entry) => entry.startsWith('dockerode@'))).toBe(true);
   });
