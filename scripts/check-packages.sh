@@ -42,7 +42,7 @@ const m = require(file);
 const want = {
   license: 'MIT',
   sideEffects: false,
-  engines: { node: '>=20.19' },
+  engines: { node: '^22.15 || ^24 || >=26' },
   exports: {
     '.': {
       import: { types: './dist/index.d.mts', default: './dist/index.mjs' },

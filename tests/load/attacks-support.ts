@@ -1,9 +1,11 @@
 // Raw clients for attacks.int.test.ts: slow uploads, slow readers, WebSockets that leave with a bare FIN,
 // and what the tests read of the manager process from outside (its fds, its sockets in /proc/net/tcp).
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { type IncomingMessage, request } from 'node:http';
 import { connect, type Socket } from 'node:net';
+import { fileURLToPath } from 'node:url';
 
 /** Open file descriptors of a process (/proc/<pid>/fd). */
 export function fdCount(pid: number): number {
@@ -142,6 +144,39 @@ export function probe(
       res.on('error', (error) => done({ status: res.statusCode ?? 0, body, error: error.message }));
     });
     req.end();
+  });
+}
+
+/**
+ * Runs rounds of probes in a child process (probe-runner.mjs): round i starts i * intervalMs from now, its
+ * paths asked at once, each on its own connection with its own deadline. A separate process, because the
+ * test's own event loop is busy with the attackers and would delay the probes it times.
+ */
+export function runProbes(
+  baseUrl: string,
+  rounds: readonly (readonly string[])[],
+  { intervalMs = 500, timeoutMs = 10_000 }: { intervalMs?: number; timeoutMs?: number } = {},
+): Promise<Omit<Probe, 'body'>[][]> {
+  const runner = new URL('./probe-runner.mjs', import.meta.url);
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      process.execPath,
+      [fileURLToPath(runner), JSON.stringify({ baseUrl, rounds, intervalMs, timeoutMs })],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let out = '';
+    let err = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      out += chunk;
+    });
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+      err += chunk;
+    });
+    child.on('error', reject);
+    child.on('close', (code) => {
+      if (code !== 0) reject(new Error(`probe-runner exited with ${code}: ${err}`));
+      else resolve(JSON.parse(out) as Omit<Probe, 'body'>[][]);
+    });
   });
 }
 

@@ -39,6 +39,7 @@ import {
   type RawUpgrade,
   rawExchange,
   rawUpgrade,
+  runProbes,
   serverEndStates,
   sleep,
   slowBodyClient,
@@ -219,19 +220,26 @@ describe.each(ENGINES)('slow clients on one session (UPSTREAM_ENGINE=%s)', (engi
 
       // Normal requests over the attack, every 500 ms, each on its own connection with its own deadline
       // (one that hangs does not hold up the next), side by side with one to another session.
+      // The probes run in a process of their own (runProbes); this one samples the attack on their schedule.
       let peakFds = 0;
-      const probes = await Promise.all(
-        Array.from({ length: PROBES }, async (_, i) => {
-          await sleep(i * 500);
-          const open = attackersOpen();
-          peakFds = Math.max(peakFds, fdCount(manager.pid));
-          const [same, control] = await Promise.all([
-            probe(manager.url, `${session}/probe-${i}`),
-            probe(manager.url, `${elsewhere}/probe-${i}`),
-          ]);
-          return { ...same, control: control.ms, open };
-        }),
-      );
+      const rounds = Array.from({ length: PROBES }, (_, i) => [
+        `${session}/probe-${i}`,
+        `${elsewhere}/probe-${i}`,
+      ]);
+      const [answers, open] = await Promise.all([
+        runProbes(manager.url, rounds, { intervalMs: 500 }),
+        Promise.all(
+          Array.from({ length: PROBES }, async (_, i) => {
+            await sleep(i * 500);
+            peakFds = Math.max(peakFds, fdCount(manager.pid));
+            return attackersOpen();
+          }),
+        ),
+      ]);
+      const probes = answers.map(([same, control], i) => {
+        if (same === undefined || control === undefined) throw new Error(`probe round ${i} is missing`);
+        return { ...same, control: control.ms, open: open[i] ?? 0 };
+      });
 
       // Every attacker cut by the server, each within its timeout (plus the margin) of stalling. A slow
       // upload stalls at once; a slow reader once the buffers between it and the container are full, which

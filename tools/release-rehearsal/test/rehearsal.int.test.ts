@@ -23,7 +23,7 @@ import { type LocalRegistry, startRegistry } from './registry.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const CONSUMER_SOURCES = fileURLToPath(new URL('../consumer/', import.meta.url));
-const PUBLISHED_PACKAGES = 5;
+const PUBLISHED_PACKAGES = 8;
 
 interface Manifest {
   name: string;
@@ -132,12 +132,15 @@ afterAll(async () => {
 });
 
 describe('release rehearsal against a local registry', () => {
-  it('finds the five public packages in the workspace', () => {
+  it('finds the eight public packages in the workspace', () => {
     expect(packages.map(({ manifest }) => manifest.name).sort()).toEqual([
       '@sandbox/container-resolver',
       '@sandbox/error-contract',
       '@sandbox/preview-core',
       '@sandbox/preview-registry',
+      '@sandbox/preview-routes',
+      '@sandbox/preview-server',
+      '@sandbox/preview-state-redis',
       '@sandbox/proxy-core',
     ]);
     expect(packages).toHaveLength(PUBLISHED_PACKAGES);
@@ -221,7 +224,7 @@ describe('release rehearsal against a local registry', () => {
           private: true,
           type: 'module',
           dependencies: { '@sandbox/preview-core': previewCore?.version, express: '^5.1.0' },
-          devDependencies: { '@types/express': '^5.0.0', '@types/node': '^20.19.0', typescript: '~5.9.0' },
+          devDependencies: { '@types/express': '^5.0.0', '@types/node': '^22.15.0', typescript: '~5.9.0' },
         },
         null,
         2,
