@@ -194,7 +194,8 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     HOME: process.env.HOME ?? '/root',
     ...options.env,
   };
-  for (const variable of ['DOCKER_HOST', 'DOCKER_TLS_VERIFY', 'DOCKER_CERT_PATH']) {
+  // The Docker client's settings, and UPSTREAM_ENGINE: `UPSTREAM_ENGINE=undici pnpm bench` measures the other engine.
+  for (const variable of ['DOCKER_HOST', 'DOCKER_TLS_VERIFY', 'DOCKER_CERT_PATH', 'UPSTREAM_ENGINE']) {
     const value = process.env[variable];
     if (value !== undefined) env[variable] = value;
   }
