@@ -171,12 +171,14 @@ describe('a port registered with stripPrefix: false', () => {
         {
           port: 3000,
           stripPrefix: false,
+          visibility: 'public',
           active: false,
           urls: { path: null, host: `//3000-${id}.${DOMAIN}/` },
         },
         {
           port: 4000,
           stripPrefix: true,
+          visibility: 'public',
           active: true,
           urls: { path: `/previews/${id}/`, host: `//4000-${id}.${DOMAIN}/` },
         },

@@ -73,6 +73,7 @@ export async function startEdgeProxy(
     internalProxy: false,
     ...(config.PREVIEW_DOMAIN === undefined ? {} : { previewDomain: config.PREVIEW_DOMAIN }),
     hostRouteAsLocalhost: config.HOST_ROUTE_LOCALHOST,
+    ...optional('tokenSecret', config.PREVIEW_TOKEN_SECRET),
   });
   const served = await servePreviewApp(
     {

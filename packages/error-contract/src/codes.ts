@@ -32,6 +32,11 @@ export const PREVIEW_ERROR_CODES = [
   'HTTP_VERSION_NOT_SUPPORTED',
   'UPGRADE_FAILED',
   'INVALID_STRIP_PREFIX',
+  'INVALID_VISIBILITY',
+  'INVALID_TOKEN_TTL',
+  'PREVIEW_TOKEN_REQUIRED',
+  'PREVIEW_TOKEN_INVALID',
+  'PREVIEW_TOKENS_DISABLED',
   'INTERNAL',
 ] as const;
 
@@ -67,6 +72,11 @@ export const ERROR_STATUS = {
   HTTP_VERSION_NOT_SUPPORTED: 505,
   UPGRADE_FAILED: 502,
   INVALID_STRIP_PREFIX: 400,
+  INVALID_VISIBILITY: 400,
+  INVALID_TOKEN_TTL: 400,
+  PREVIEW_TOKEN_REQUIRED: 401,
+  PREVIEW_TOKEN_INVALID: 403,
+  PREVIEW_TOKENS_DISABLED: 400,
   INTERNAL: 500,
 } as const satisfies Record<PreviewErrorCode, number>;
 
@@ -79,6 +89,7 @@ export function getHttpStatus(code: PreviewErrorCode): number {
 // rather than borrowed from a runtime table that could drift.
 const REASON_PHRASES: Readonly<Record<number, string>> = {
   400: 'Bad Request',
+  401: 'Unauthorized',
   403: 'Forbidden',
   404: 'Not Found',
   408: 'Request Timeout',

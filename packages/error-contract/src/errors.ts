@@ -160,6 +160,39 @@ export const previewErrors = {
   /** 400: a registration's `stripPrefix` is present but not a JSON boolean. */
   invalidStripPrefix: () =>
     new PreviewError('INVALID_STRIP_PREFIX', "Request body field 'stripPrefix' must be a boolean"),
+  /** 400: a registration's `visibility` is present but neither `"public"` nor `"private"`. */
+  invalidVisibility: () =>
+    new PreviewError('INVALID_VISIBILITY', "Request body field 'visibility' must be 'public' or 'private'"),
+  /** 400: a token request's `ttlSeconds` is present but not an integer in 60..86400. */
+  invalidTokenTtl: () =>
+    new PreviewError(
+      'INVALID_TOKEN_TTL',
+      "Request body field 'ttlSeconds' must be an integer between 60 and 86400",
+    ),
+  /**
+   * 400: a private port, or a token, was asked of a service without `PREVIEW_TOKEN_SECRET`: it could not
+   * check the tokens such a port needs.
+   */
+  previewTokensDisabled: () =>
+    new PreviewError(
+      'PREVIEW_TOKENS_DISABLED',
+      'Private previews need PREVIEW_TOKEN_SECRET to be configured on this service',
+    ),
+  /** 401: a private preview was asked without any credential (header, cookie or query parameter). */
+  previewTokenRequired: (sessionId: string, port: number) =>
+    new PreviewError(
+      'PREVIEW_TOKEN_REQUIRED',
+      `Preview port ${port} of session ${sessionId} is private: a preview token is required`,
+    ),
+  /**
+   * 403: the credential presented is not a valid token for this preview. `reason` says which check failed
+   * (malformed, bad signature, expired, revoked, another session or port); the token itself is never echoed.
+   */
+  previewTokenInvalid: (sessionId: string, port: number, reason: string) =>
+    new PreviewError(
+      'PREVIEW_TOKEN_INVALID',
+      `Preview token refused for port ${port} of session ${sessionId}: ${reason}`,
+    ),
   /** 500: anything unexpected; details go to the logs only. */
   internal: (cause?: unknown) =>
     new PreviewError('INTERNAL', 'Internal server error', cause === undefined ? {} : { cause }),

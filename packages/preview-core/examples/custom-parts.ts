@@ -1,41 +1,55 @@
 import {
+  accessIn,
   type ContainerResolver,
   createPreviewApp,
+  keepsPrefixIn,
   type PreviewRegistry,
+  portOf,
   previewErrors,
+  registrationOf,
+  type StoredPort,
+  storedPort,
+  withoutPort,
+  withPortRegistered,
+  withTokensRevoked,
 } from '@sandbox/preview-core';
 
 // (c) Swap in your own registry and resolver: here, previews served by fixed hosts instead of Docker,
-// with the registrations kept in a Map (a database or Redis would implement the same interface).
+// with the registrations kept in a Map (a database or Redis would implement the same interface). The
+// registry package's helpers keep the stored form (`StoredPort`) and its rules in one place.
 export function createStaticPreviewApp(hosts: Record<string, string>, internalServiceKey: string) {
   // Each session's ports in registration order; the last one is active (what the path routes use).
-  const sessions = new Map<string, { port: number; stripPrefix: boolean }[]>();
+  const sessions = new Map<string, StoredPort[]>();
   const entriesOf = (sessionId: string) => sessions.get(sessionId) ?? [];
+  const has = (sessionId: string, port: number) => entriesOf(sessionId).some((e) => portOf(e) === port);
   const registry: PreviewRegistry = {
-    async register(sessionId, port, { stripPrefix = true } = {}) {
-      sessions.set(sessionId, [
-        ...entriesOf(sessionId).filter((e) => e.port !== port),
-        { port, stripPrefix },
-      ]);
-      return { sessionId, port, stripPrefix };
+    async register(sessionId, port, { stripPrefix = true, visibility = 'public' } = {}) {
+      const previous = entriesOf(sessionId).find((e) => portOf(e) === port);
+      const entry = storedPort(port, stripPrefix, visibility, previous);
+      sessions.set(sessionId, withPortRegistered(entriesOf(sessionId), entry));
+      return registrationOf(sessionId, entry);
     },
     async lookup(sessionId) {
-      return entriesOf(sessionId).at(-1)?.port;
+      const last = entriesOf(sessionId).at(-1);
+      return last === undefined ? undefined : portOf(last);
     },
     async ports(sessionId) {
-      return entriesOf(sessionId).map((e) => e.port);
+      return entriesOf(sessionId).map(portOf);
     },
-    // Asked on every request of the path routes, so it answers from memory, without a promise.
-    keepsPrefix(sessionId, port) {
-      return entriesOf(sessionId).some((e) => e.port === port && !e.stripPrefix);
+    async registrations(sessionId) {
+      return entriesOf(sessionId).map((e) => registrationOf(sessionId, e));
+    },
+    // Asked on every request of the routes, so these two answer from memory, without a promise.
+    keepsPrefix: (sessionId, port) => keepsPrefixIn(entriesOf(sessionId), port),
+    accessOf: (sessionId, port) => accessIn(entriesOf(sessionId), port),
+    async revokeTokens(sessionId, port) {
+      if (!has(sessionId, port)) return false;
+      sessions.set(sessionId, withTokensRevoked(entriesOf(sessionId), port));
+      return true;
     },
     async unregisterPort(sessionId, port) {
-      const entries = entriesOf(sessionId);
-      if (!entries.some((e) => e.port === port)) return false;
-      sessions.set(
-        sessionId,
-        entries.filter((e) => e.port !== port),
-      );
+      if (!has(sessionId, port)) return false;
+      sessions.set(sessionId, withoutPort(entriesOf(sessionId), port));
       return true;
     },
     async unregister(sessionId) {

@@ -1,16 +1,23 @@
 export {
+  accessIn,
+  accessOfEntry,
   createInMemoryRegistry,
   type InMemoryRegistryOptions,
   type KeptPrefixPort,
   keepsPrefixIn,
+  type PortAccess,
+  type PortEntry,
   type PreviewRegistration,
   type PreviewRegistry,
   portOf,
   type RegisterOptions,
+  registrationOf,
   type StoredPort,
   storedPort,
+  type Visibility,
   withoutPort,
   withPortRegistered,
+  withTokensRevoked,
 } from './registry.js';
 export {
   isValidSessionId,

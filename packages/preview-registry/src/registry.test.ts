@@ -6,7 +6,12 @@ describe('createInMemoryRegistry', () => {
   it('registers, looks up and forgets; the last write wins', async () => {
     const registry = createInMemoryRegistry();
     expect(await registry.lookup('a')).toBeUndefined();
-    expect(await registry.register('a', 3000)).toEqual({ sessionId: 'a', port: 3000, stripPrefix: true });
+    expect(await registry.register('a', 3000)).toEqual({
+      sessionId: 'a',
+      port: 3000,
+      stripPrefix: true,
+      visibility: 'public',
+    });
     await registry.register('a', 4000);
     expect(await registry.lookup('a')).toBe(4000);
     expect(await registry.unregister('a')).toBe(true);
@@ -90,6 +95,7 @@ describe('stripPrefix: false', () => {
       sessionId: 'a',
       port: 3000,
       stripPrefix: false,
+      visibility: 'public',
     });
     expect(registry.keepsPrefix('a', 3000)).toBe(true);
     expect(await registry.lookup('a')).toBe(3000);
@@ -160,4 +166,41 @@ describe('previewPortSchema', () => {
       expect(previewPortSchema.safeParse(port).success).toBe(false);
     },
   );
+});
+
+describe('private ports', () => {
+  it('a port is public unless registered private; a private one counts tokens from its registration', async () => {
+    const registry = createInMemoryRegistry();
+    const before = Date.now();
+    await registry.register('abc', 3000);
+    expect(await registry.register('abc', 4000, { visibility: 'private' })).toEqual({
+      sessionId: 'abc',
+      port: 4000,
+      stripPrefix: true,
+      visibility: 'private',
+    });
+    expect(registry.accessOf('abc', 3000)).toEqual({ visibility: 'public' });
+    const access = registry.accessOf('abc', 4000);
+    expect(access?.visibility === 'private' && access.tokensNotBefore).toBeGreaterThanOrEqual(before);
+    expect(registry.accessOf('abc', 5000)).toBeUndefined();
+    expect((await registry.registrations('abc')).map((r) => r.visibility)).toEqual(['public', 'private']);
+  });
+
+  it('registering a private port again keeps its tokens; revoking, or removing it, does not', async () => {
+    const registry = createInMemoryRegistry();
+    await registry.register('abc', 4000, { visibility: 'private' });
+    const first = registry.accessOf('abc', 4000);
+    await registry.register('abc', 4000, { visibility: 'private', stripPrefix: false });
+    expect(registry.accessOf('abc', 4000)).toEqual(first);
+    expect(registry.keepsPrefix('abc', 4000)).toBe(true);
+    expect(await registry.revokeTokens('abc', 4000)).toBe(true);
+    const revoked = registry.accessOf('abc', 4000);
+    expect(revoked?.visibility === 'private' && first?.visibility === 'private').toBe(true);
+    if (revoked?.visibility === 'private' && first?.visibility === 'private')
+      expect(revoked.tokensNotBefore).toBeGreaterThan(first.tokensNotBefore);
+    expect(await registry.revokeTokens('abc', 9999)).toBe(false);
+    // Public in between: its tokens start over when it is private again.
+    await registry.register('abc', 4000);
+    expect(registry.accessOf('abc', 4000)).toEqual({ visibility: 'public' });
+  });
 });

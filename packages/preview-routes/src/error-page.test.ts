@@ -39,10 +39,13 @@ describe('prefersHtml', () => {
 
 describe('wantsErrorPage', () => {
   const navigation = request({ 'sec-fetch-mode': 'navigate' });
-  it('only for the 404, 500 and 502 of a navigation', () => {
+  it("only for the 404, 500 and 502 of a navigation, and a private preview's 401 and 403", () => {
     expect(
-      [400, 403, 404, 413, 429, 500, 502, 504].filter((status) => wantsErrorPage(navigation, status)),
+      [400, 401, 403, 404, 413, 429, 500, 502, 504].filter((status) => wantsErrorPage(navigation, status)),
     ).toEqual([404, 500, 502]);
+    expect(wantsErrorPage(navigation, 401, 'PREVIEW_TOKEN_REQUIRED')).toBe(true);
+    expect(wantsErrorPage(navigation, 403, 'PREVIEW_TOKEN_INVALID')).toBe(true);
+    expect(wantsErrorPage(navigation, 403, 'FORBIDDEN')).toBe(false);
     expect(wantsErrorPage(request({ accept: '*/*' }), 502)).toBe(false);
     expect(wantsErrorPage(undefined, 502)).toBe(false);
   });

@@ -7,6 +7,8 @@ import type { ErrorBody } from '@sandbox/error-contract';
 
 /** The statuses a navigation gets a page for: the 502 (the app is starting), 404 and 500. */
 const PAGE_STATUSES = new Set([404, 500, 502]);
+// A private preview's refusals: a person following a link meets them. (The internal API's 403 stays JSON.)
+const PAGE_CODES = new Set(['PREVIEW_TOKEN_REQUIRED', 'PREVIEW_TOKEN_INVALID']);
 
 /**
  * Whether a request is a browser's navigation: `Sec-Fetch-Mode: navigate` where the browser sends it (a
@@ -34,9 +36,13 @@ export function prefersHtml(accept: string): boolean {
   return html > 0 && html > json;
 }
 
-/** Whether an error answered with `status` to `req` is a page rather than JSON. */
-export function wantsErrorPage(req: IncomingMessage | undefined, status: number): boolean {
-  return req !== undefined && PAGE_STATUSES.has(status) && isNavigation(req);
+/** Whether an error answered with `status` (and contract `code`) to `req` is a page rather than JSON. */
+export function wantsErrorPage(req: IncomingMessage | undefined, status: number, code?: string): boolean {
+  return (
+    req !== undefined &&
+    (PAGE_STATUSES.has(status) || (code !== undefined && PAGE_CODES.has(code))) &&
+    isNavigation(req)
+  );
 }
 
 const ESCAPES: Record<string, string> = {

@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream';
 import { type PreviewError, previewErrors } from '@sandbox/error-contract';
 import { PREVIEW_PORT_RANGE } from '@sandbox/preview-registry';
 import { hasMalformedPercentEncoding, type PreviewProxy, traceOf } from '@sandbox/proxy-core';
+import { admit, type PrivateAccessContext } from './private-access.js';
 import { asMiddleware, type ProxyRouteHandler } from './proxy-route.js';
 import type { PreviewTargetResolver } from './target.js';
 
@@ -64,7 +65,11 @@ export interface HostRouteOptions {
    * `preserveHost` says.
    */
   asLocalhost?: boolean;
+  /** Tokens for private ports. Without it a private port refuses every request (none can be checked). */
+  privateAccess?: PrivateAccessContext;
 }
+
+const NO_TOKENS: PrivateAccessContext = { tokens: undefined, trustsForwardedHeaders: () => false };
 
 type Next = (error?: unknown) => void;
 
@@ -95,6 +100,7 @@ export function createHostRouteHandler({
   targets,
   proxy,
   asLocalhost = true,
+  privateAccess = NO_TOKENS,
 }: HostRouteOptions): ProxyRouteHandler {
   const normalized = normalizePreviewDomain(domain);
   return (req, res, next) => {
@@ -110,24 +116,28 @@ export function createHostRouteHandler({
       return true;
     }
     noteHostRoute(req, match);
-    targets
-      .resolvePort(match.sessionId, match.port)
-      .then(
-        (target) =>
-          proxy.forward(
-            req,
-            res,
-            { target, forwardPath, prefix: '', sessionId: match.sessionId, asLocalhost },
-            next,
-          ),
+    targets.resolvePort(match.sessionId, match.port).then((target) => {
+      // Host-only cookie (no Domain): it goes back to this port's host alone.
+      if (!admit(req, res, target, match.sessionId, '/', privateAccess, next)) return;
+      proxy.forward(
+        req,
+        res,
+        { target, forwardPath, prefix: '', sessionId: match.sessionId, asLocalhost },
         next,
       );
+    }, next);
     return true;
   };
 }
 
 /** The WebSocket twin of {@link createHostRoute}; returns false when the Host is not a preview host. */
-export function createHostUpgradeRoute({ domain, targets, proxy, asLocalhost = true }: HostRouteOptions) {
+export function createHostUpgradeRoute({
+  domain,
+  targets,
+  proxy,
+  asLocalhost = true,
+  privateAccess = NO_TOKENS,
+}: HostRouteOptions) {
   const normalized = normalizePreviewDomain(domain);
   return (req: IncomingMessage, socket: Duplex, head: Buffer, fail: Next): boolean => {
     const match = matchPreviewHost(req.headers.host, normalized);
@@ -142,19 +152,16 @@ export function createHostUpgradeRoute({ domain, targets, proxy, asLocalhost = t
       return true;
     }
     noteHostRoute(req, match);
-    targets
-      .resolvePort(match.sessionId, match.port)
-      .then(
-        (target) =>
-          proxy.forwardUpgrade(
-            req,
-            socket,
-            head,
-            { target, forwardPath, prefix: '', sessionId: match.sessionId, asLocalhost },
-            fail,
-          ),
+    targets.resolvePort(match.sessionId, match.port).then((target) => {
+      if (!admit(req, undefined, target, match.sessionId, '/', privateAccess, fail)) return;
+      proxy.forwardUpgrade(
+        req,
+        socket,
+        head,
+        { target, forwardPath, prefix: '', sessionId: match.sessionId, asLocalhost },
         fail,
       );
+    }, fail);
     return true;
   };
 }

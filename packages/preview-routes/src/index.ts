@@ -20,6 +20,16 @@ export {
   type PreviewHostMatch,
 } from './host-route.js';
 export {
+  cameOverHttps,
+  decidePrivateAccess,
+  type PrivateAccessDecision,
+  type PrivateRoute,
+  TOKEN_COOKIE,
+  TOKEN_HEADER,
+  TOKEN_QUERY_PARAMETER,
+  tokenCookie,
+} from './private-access.js';
+export {
   createProxyRoute,
   createUpgradeRoute,
   isLocalPathRouteHost,
@@ -43,3 +53,12 @@ export {
   type PreviewTargetResolver,
   type PreviewTargetResolverOptions,
 } from './target.js';
+export {
+  createPreviewTokens,
+  MAX_TOKEN_LENGTH,
+  MIN_TOKEN_SECRET_LENGTH,
+  type PreviewTokens,
+  TOKEN_REFUSAL_MESSAGES,
+  type TokenClaims,
+  type TokenRefusal,
+} from './tokens.js';

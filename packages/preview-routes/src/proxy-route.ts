@@ -10,6 +10,7 @@ import {
   splitPreviewPath,
   traceOf,
 } from '@sandbox/proxy-core';
+import { admit, type PrivateAccessContext } from './private-access.js';
 import type { PreviewTarget, PreviewTargetResolver } from './target.js';
 
 /** Options of {@link createProxyRoute} and {@link createUpgradeRoute}. */
@@ -25,7 +26,11 @@ export interface ProxyRouteOptions {
    * another site cannot send (DNS rebinding): see {@link isLocalPathRouteHost}. Default: never.
    */
   presentsAsLocalhost?: (host: string | undefined) => boolean;
+  /** Tokens for private ports. Without it a private port refuses every request (none can be checked). */
+  privateAccess?: PrivateAccessContext;
 }
+
+const NO_TOKENS: PrivateAccessContext = { tokens: undefined, trustsForwardedHeaders: () => false };
 
 /** The host name of a `Host` value: lowercase, without port, brackets or a trailing dot. */
 function hostnameOf(host: string): string {
@@ -127,6 +132,7 @@ export function createProxyRouteHandler({
   targets,
   proxy,
   presentsAsLocalhost,
+  privateAccess = NO_TOKENS,
 }: ProxyRouteOptions): ProxyRouteHandler {
   return (req, res, next) => {
     const match = matchPreviewRoute(req.url ?? '/', prefix, req.baseUrl);
@@ -161,11 +167,12 @@ export function createProxyRouteHandler({
       next(error);
       return true;
     }
-    if (known !== undefined) forwardTo(proxy, req, res, match, known, next, presentsAsLocalhost);
+    const route = { proxy, presentsAsLocalhost, privateAccess };
+    if (known !== undefined) forwardTo(route, req, res, match, known, next);
     else
       targets
         .resolve(match.sessionId)
-        .then((target) => forwardTo(proxy, req, res, match, target, next, presentsAsLocalhost), next);
+        .then((target) => forwardTo(route, req, res, match, target, next), next);
     return true;
   };
 }
@@ -190,16 +197,25 @@ function forwardRequest(
 }
 
 function forwardTo(
-  proxy: PreviewProxy,
-  req: IncomingMessage & { originalUrl?: string },
+  {
+    proxy,
+    presentsAsLocalhost,
+    privateAccess,
+  }: {
+    proxy: PreviewProxy;
+    presentsAsLocalhost: ProxyRouteOptions['presentsAsLocalhost'] | undefined;
+    privateAccess: PrivateAccessContext;
+  },
+  req: IncomingMessage & { originalUrl?: string; baseUrl?: string },
   res: ServerResponse,
   match: PreviewRouteMatch,
   target: PreviewTarget,
   next: Next,
-  presentsAsLocalhost: ProxyRouteOptions['presentsAsLocalhost'],
 ): void {
   const trace = traceOf(req);
   if (trace) trace.port = target.port;
+  const cookiePath = `${req.baseUrl ?? ''}${match.routePrefix}/`;
+  if (!admit(req, res, target, match.sessionId, cookiePath, privateAccess, next)) return;
   const request = forwardRequest(req, req.originalUrl ?? req.url ?? '/', match, target, presentsAsLocalhost);
   proxy.forward(req, res, request, next);
 }
@@ -213,6 +229,7 @@ export function createUpgradeRoute({
   targets,
   proxy,
   presentsAsLocalhost,
+  privateAccess = NO_TOKENS,
 }: ProxyRouteOptions): UpgradeRoute {
   return (req, socket, head, fail) => {
     const match = matchPreviewRoute(req.url ?? '/', prefix);
@@ -228,6 +245,8 @@ export function createUpgradeRoute({
     }
     targets.resolve(match.sessionId).then((target) => {
       if (trace) trace.port = target.port;
+      if (!admit(req, undefined, target, match.sessionId, `${match.routePrefix}/`, privateAccess, fail))
+        return;
       const request = forwardRequest(req, req.url ?? '/', match, target, presentsAsLocalhost);
       proxy.forwardUpgrade(req, socket, head, request, fail);
     }, fail);

@@ -10,9 +10,11 @@ import { createInMemoryRegistry, type PreviewRegistry } from '@sandbox/preview-r
 import { createPreviewProxy, type PreviewProxy } from '@sandbox/proxy-core';
 import { type AccessRecorder, traceHttpRequest, traceUpgrade } from './access.js';
 import { createHostRouteHandler, createHostUpgradeRoute, normalizePreviewDomain } from './host-route.js';
+import type { PrivateAccessContext } from './private-access.js';
 import { createProxyRouteHandler, createUpgradeRoute, isLocalPathRouteHost } from './proxy-route.js';
 import { sendErrorResponse, sendUpgradeErrorResponse } from './send-error.js';
 import { createPreviewTargetResolver, type PreviewTargetResolver } from './target.js';
+import { createPreviewTokens } from './tokens.js';
 
 /** The default prefixes of the contract's two proxy routes. */
 export const DEFAULT_PROXY_PREFIXES = {
@@ -60,6 +62,12 @@ export interface PreviewRoutesOptions {
    * (a local dev server, say) passes its own.
    */
   isAllowedUpstream?: (address: string) => boolean;
+  /**
+   * The secret preview tokens are signed with (`PREVIEW_TOKEN_SECRET`, at least 32 characters): private
+   * ports are served to requests that present a token (header, cookie, or a link's query parameter).
+   * Without it a private port refuses every request. Public ports never look at tokens.
+   */
+  tokenSecret?: string;
 }
 
 /** Handles the HTTP server's `upgrade` event for the preview routes: `server.on('upgrade', handleUpgrade)`. */
@@ -111,7 +119,12 @@ export function createPreviewRoutes(options: PreviewRoutesOptions): PreviewRoute
     onAccess,
     isAllowedUpstream,
     hostRouteAsLocalhost = true,
+    tokenSecret,
   } = options;
+  const privateAccess: PrivateAccessContext = {
+    tokens: tokenSecret === undefined ? undefined : createPreviewTokens(tokenSecret),
+    trustsForwardedHeaders: (address) => proxy.trustsForwardedHeaders(address),
+  };
   const prefixes = { ...DEFAULT_PROXY_PREFIXES, ...options.prefixes };
   const targets = createPreviewTargetResolver({
     registry,
@@ -121,7 +134,8 @@ export function createPreviewRoutes(options: PreviewRoutesOptions): PreviewRoute
   const proxied: string[] = [];
   if (publicProxy) proxied.push(prefixes.public);
   if (internalProxy) proxied.push(prefixes.internal);
-  const hostRoute = previewDomain === undefined ? undefined : { domain: previewDomain, targets, proxy };
+  const hostRoute =
+    previewDomain === undefined ? undefined : { domain: previewDomain, targets, proxy, privateAccess };
   // Ports that keep the prefix are presented as localhost like host routes, for the names only this
   // machine or the preview domain's owner can put in Host.
   const domain = previewDomain === undefined ? undefined : normalizePreviewDomain(previewDomain);
@@ -132,6 +146,7 @@ export function createPreviewRoutes(options: PreviewRoutesOptions): PreviewRoute
     prefix,
     targets,
     proxy,
+    privateAccess,
     ...(presentsAsLocalhost === undefined ? {} : { presentsAsLocalhost }),
   });
 

@@ -27,7 +27,7 @@ export function sendErrorResponse(
   // The access line names the row answered.
   const trace = traceOf(res.req);
   if (trace !== undefined) trace.error = body.code;
-  if (wantsErrorPage(res.req, status)) {
+  if (wantsErrorPage(res.req, status, body.code)) {
     const page = errorPage(status, body, trace?.requestId);
     res.writeHead(status, {
       'content-type': 'text/html; charset=utf-8',

@@ -6,6 +6,11 @@ import { createUpstreamAddressPolicy, type UpstreamTarget } from '@sandbox/proxy
 export interface PreviewTarget extends UpstreamTarget {
   /** The port was registered with `stripPrefix: false`: the path routes forward the whole path. */
   keepPrefix?: true;
+  /**
+   * Set when the port is private: the routes forward only a request with a token issued at or after this
+   * time (ms since the epoch).
+   */
+  tokensNotBefore?: number;
 }
 
 /** Turns a validated session id into where its preview is served, in the contract's order of checks. */
@@ -25,7 +30,7 @@ export interface PreviewTargetResolver {
    */
   keepsPrefix?(sessionId: string): boolean | undefined;
   /** The same for one given port of the session (host routing): the contract's 404 unless it is registered. */
-  resolvePort(sessionId: string, port: number): Promise<UpstreamTarget>;
+  resolvePort(sessionId: string, port: number): Promise<PreviewTarget>;
   /** Registration's check: the container exists and runs (an address is only needed to proxy). */
   assertContainerRunning(sessionId: string): Promise<void>;
 }
@@ -55,8 +60,14 @@ export function createPreviewTargetResolver({
     if (!isAllowedUpstream(ip)) throw previewErrors.containerAddressRefused(sessionId);
     return ip;
   };
-  const targetOf = (sessionId: string, host: string, port: number): PreviewTarget =>
-    registry.keepsPrefix(sessionId, port) ? { host, port, keepPrefix: true } : { host, port };
+  const targetOf = (sessionId: string, host: string, port: number): PreviewTarget => {
+    const target: PreviewTarget = registry.keepsPrefix(sessionId, port)
+      ? { host, port, keepPrefix: true }
+      : { host, port };
+    const access = registry.accessOf(sessionId, port);
+    if (access?.visibility === 'private') target.tokensNotBefore = access.tokensNotBefore;
+    return target;
+  };
   return {
     keepsPrefix(sessionId) {
       const port = registry.peek?.(sessionId);
@@ -78,7 +89,10 @@ export function createPreviewTargetResolver({
     async resolvePort(sessionId, port) {
       const ports = await registry.ports(sessionId);
       if (!ports.includes(port)) throw previewErrors.previewNotRegistered(sessionId);
-      return { host: await addressOf(sessionId), port };
+      const target: PreviewTarget = { host: await addressOf(sessionId), port };
+      const access = registry.accessOf(sessionId, port);
+      if (access?.visibility === 'private') target.tokensNotBefore = access.tokensNotBefore;
+      return target;
     },
     async assertContainerRunning(sessionId) {
       try {

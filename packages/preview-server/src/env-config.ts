@@ -119,6 +119,12 @@ export const sharedEnvShape = {
     .enum(['json', 'pretty'], { error: 'must be json or pretty' })
     .default(process.env.NODE_ENV === 'development' ? 'pretty' : 'json'),
   REDIS_URL: z.url({ protocol: /^rediss?$/, error: 'must be a redis:// or rediss:// URL' }).optional(),
+  // Signs preview tokens (private ports). Required to register a private port or issue a token; every
+  // process that serves previews (the manager, each edge) needs the same one. Unset: public ports only.
+  PREVIEW_TOKEN_SECRET: z
+    .string()
+    .min(32, { error: 'must be at least 32 characters (e.g. openssl rand -base64 32)' })
+    .optional(),
 };
 
 /** A configuration error; its message names every offending variable. */

@@ -46,6 +46,8 @@ export {
   type InternalApiDocument,
   type InternalApiDocumentOptions,
   type InternalApiOperation,
+  type IssuedToken,
+  issuedTokenSchema,
   type OpenApiOperation,
   type OpenApiResponse,
   type PreviewPortDetail,
@@ -56,10 +58,14 @@ export {
   type RegistrationBody,
   type RemovedPreview,
   type RemovedPreviewPort,
+  type RevokedTokens,
   registeredPreviewSchema,
   registrationBodySchema,
   removedPreviewPortSchema,
   removedPreviewSchema,
+  revokedTokensSchema,
+  type TokenRequest,
+  tokenRequestSchema,
 } from './openapi.js';
 export {
   createPreviewApp,

@@ -27,12 +27,14 @@ const REDACTED = ['req', 'res', 'request', 'response']
     `${at}.headers.cookie`,
     `${at}.headers.authorization`,
     `${at}.headers["x-internal-service-key"]`,
+    `${at}.headers["x-preview-token"]`,
     `${at}.headers["set-cookie"]`,
   ])
   .concat([
     'headers.cookie',
     'headers.authorization',
     'headers["x-internal-service-key"]',
+    'headers["x-preview-token"]',
     'headers["set-cookie"]',
   ]);
 

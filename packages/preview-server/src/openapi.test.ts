@@ -79,6 +79,8 @@ const NOT_ANSWERED_BY_AN_OPERATION: Partial<Record<PreviewErrorCode, string>> = 
   EXPECTATION_FAILED: 'the server, for any request, before any route',
   HTTP_VERSION_NOT_SUPPORTED: 'the server, for any request, before any route',
   UPGRADE_FAILED: 'proxy routes only, for a WebSocket upgrade',
+  PREVIEW_TOKEN_REQUIRED: 'proxy routes only, for a private port',
+  PREVIEW_TOKEN_INVALID: 'proxy routes only, for a private port',
 };
 
 describe('createInternalApiDocument', () => {
@@ -226,6 +228,9 @@ function failingFor(sessionId: string, registry: PreviewRegistry): PreviewRegist
     unregisterPort: (id, port) => guard(id, () => registry.unregisterPort(id, port)),
     unregister: (id) => guard(id, () => registry.unregister(id)),
     keepsPrefix: (id, port) => registry.keepsPrefix(id, port),
+    accessOf: (id, port) => registry.accessOf(id, port),
+    revokeTokens: (id, port) => guard(id, () => registry.revokeTokens(id, port)),
+    registrations: (id) => guard(id, () => registry.registrations(id)),
   };
 }
 
@@ -238,6 +243,8 @@ interface Exchange {
   headers?: Record<string, string>;
   /** An error code, or the success status. */
   expect: PreviewErrorCode | 200 | 201;
+  /** Sent to an app without PREVIEW_TOKEN_SECRET. */
+  withoutSecret?: true;
 }
 
 const post = (path: string, body: unknown, expected: Exchange['expect'], headers?: Record<string, string>) =>
@@ -262,6 +269,11 @@ const EXCHANGES: Exchange[] = [
   post('/sessions/running/previews', {}, 'PORT_REQUIRED'),
   post('/sessions/running/previews', { port: '3000' }, 'INVALID_PORT'),
   post('/sessions/running/previews', { port: 3000, stripPrefix: 'false' }, 'INVALID_STRIP_PREFIX'),
+  post('/sessions/running/previews', { port: 3000, visibility: 'secret' }, 'INVALID_VISIBILITY'),
+  {
+    ...post('/sessions/running/previews', { port: 3000, visibility: 'private' }, 'PREVIEW_TOKENS_DISABLED'),
+    withoutSecret: true,
+  },
   post('/sessions/missing/previews', { port: 3000 }, 'CONTAINER_LOOKUP_FAILED'),
   post('/sessions/stopped/previews', { port: 3000 }, 'CONTAINER_NOT_RUNNING'),
   post('/sessions/broken/previews', { port: 3000 }, 'INTERNAL'),
@@ -279,6 +291,51 @@ const EXCHANGES: Exchange[] = [
     operationId: 'listPreviewPorts',
     method: 'GET',
     path: `/sessions/${id}/previews`,
+    expect: expected,
+  })),
+  ...(
+    [
+      ['running/previews/4000/tokens', {}, 'FORBIDDEN'],
+      [`${MALFORMED}/previews/4000/tokens`, {}, 'MALFORMED_PATH'],
+      ['-bad/previews/4000/tokens', {}, 'INVALID_SESSION_ID'],
+      ['running/previews/0x0FA0/tokens', {}, 'INVALID_PORT'],
+      ['running/previews/4000/tokens', 'ttl', 'UNSUPPORTED_MEDIA_TYPE'],
+      ['running/previews/4000/tokens', { pad: 'x'.repeat(17 * 1024) }, 'PAYLOAD_TOO_LARGE'],
+      ['running/previews/4000/tokens', '{"ttlSeconds":', 'MALFORMED_JSON'],
+      ['running/previews/4000/tokens', { ttlSeconds: 30 }, 'INVALID_TOKEN_TTL'],
+      ['running/previews/5000/tokens', {}, 'PORT_NOT_REGISTERED'],
+      ['broken/previews/4000/tokens', {}, 'INTERNAL'],
+      ['running/previews/4000/tokens', { ttlSeconds: 600 }, 201],
+    ] as const
+  ).map(([path, body, expected]) => ({
+    operationId: 'issuePreviewToken',
+    method: 'POST',
+    path: `/sessions/${path}`,
+    body,
+    expect: expected,
+    ...(expected === 'UNSUPPORTED_MEDIA_TYPE' && { headers: { 'content-type': 'text/plain' } }),
+  })),
+  {
+    operationId: 'issuePreviewToken',
+    method: 'POST',
+    path: '/sessions/running/previews/4000/tokens',
+    expect: 'PREVIEW_TOKENS_DISABLED',
+    withoutSecret: true,
+  },
+  ...(
+    [
+      ['running/previews/4000/tokens', 'FORBIDDEN'],
+      [`${MALFORMED}/previews/4000/tokens`, 'MALFORMED_PATH'],
+      ['-bad/previews/4000/tokens', 'INVALID_SESSION_ID'],
+      ['running/previews/0x0FA0/tokens', 'INVALID_PORT'],
+      ['running/previews/5000/tokens', 'PORT_NOT_REGISTERED'],
+      ['broken/previews/4000/tokens', 'INTERNAL'],
+      ['running/previews/4000/tokens', 200],
+    ] as const
+  ).map(([path, expected]) => ({
+    operationId: 'revokePreviewTokens',
+    method: 'DELETE',
+    path: `/sessions/${path}`,
     expect: expected,
   })),
   ...(
@@ -319,22 +376,37 @@ const EXCHANGES: Exchange[] = [
 describe('the served API, through a real app (fake container resolver)', () => {
   let server: Server;
   let origin: string;
+  let withoutSecret: Server;
+  let plainOrigin: string;
   const ajv = new Ajv2020({ strict: false, allErrors: true });
   ajv.addSchema(document, 'internal-api');
   const operationsById = new Map([...operationsOf(document).values()].map((op) => [op.operationId, op]));
 
   beforeAll(async () => {
     const registry = failingFor('broken', createInMemoryRegistry());
-    const app = createPreviewApp({ internalServiceKey: KEY, registry, resolver, logUnexpected: () => {} });
+    const app = createPreviewApp({
+      internalServiceKey: KEY,
+      registry,
+      resolver,
+      logUnexpected: () => {},
+      tokenSecret: 'openapi-test-secret-0123456789abcdef',
+    });
     server = createServer(app.requestListener);
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');
     origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const plain = createPreviewApp({ internalServiceKey: KEY, resolver, logUnexpected: () => {} });
+    withoutSecret = createServer(plain.requestListener);
+    withoutSecret.listen(0, '127.0.0.1');
+    await once(withoutSecret, 'listening');
+    plainOrigin = `http://127.0.0.1:${(withoutSecret.address() as AddressInfo).port}`;
   });
 
   afterAll(async () => {
-    server.closeAllConnections();
-    await new Promise((resolve) => server.close(resolve));
+    for (const each of [server, withoutSecret]) {
+      each.closeAllConnections();
+      await new Promise((resolve) => each.close(resolve));
+    }
   });
 
   it('serves the document as JSON with the key, and the 403 without it', async () => {
@@ -362,7 +434,7 @@ describe('the served API, through a real app (fake container resolver)', () => {
       ...(body !== undefined && { 'content-type': 'application/json' }),
       ...exchange.headers,
     };
-    const response = await fetch(`${origin}${BASE}${path}`, {
+    const response = await fetch(`${exchange.withoutSecret ? plainOrigin : origin}${BASE}${path}`, {
       method,
       headers,
       ...(body !== undefined && { body: typeof body === 'string' ? body : JSON.stringify(body) }),

@@ -25,6 +25,13 @@ export const registrationBodySchema = z.object({
         'the port receives the whole path and its Location and Set-Cookie headers pass unchanged, for an ' +
         "app told its public base (`vite --base /previews/{id}/`, Next.js `basePath`, Jupyter's `base_url`).",
     ),
+  visibility: z
+    .enum(['public', 'private'])
+    .optional()
+    .describe(
+      'Default `public`: whoever has the URL reaches the port. `private`: only requests presenting a preview ' +
+        'token (see `POST /sessions/{id}/previews/{port}/tokens`); needs the service to have PREVIEW_TOKEN_SECRET.',
+    ),
 });
 
 /** 201 of `POST /sessions/:id/previews`. */
@@ -33,12 +40,17 @@ export const registeredPreviewSchema = z.object({
   port: previewPortSchema,
   registered: z.literal(true),
   stripPrefix: z.boolean().optional().describe("Echoed when the registration's body had it."),
+  visibility: z
+    .enum(['public', 'private'])
+    .optional()
+    .describe("Echoed when the registration's body had it."),
 });
 
 /** One registered port, as the listing describes it. */
 export const previewPortDetailSchema = z.object({
   port: previewPortSchema,
   stripPrefix: z.boolean(),
+  visibility: z.enum(['public', 'private']),
   active: z.boolean().describe('Whether the path routes use this port (the last registered).'),
   urls: z.object({
     path: z
@@ -84,6 +96,46 @@ export const removedPreviewSchema = z.object({
   registered: z.literal(false),
 });
 
+/** Body of `POST /sessions/:id/previews/:port/tokens` (an empty body takes the defaults). */
+export const tokenRequestSchema = z.object({
+  ttlSeconds: z
+    .number()
+    .int()
+    .min(60)
+    .max(86_400)
+    .optional()
+    .describe('How long the token opens the port, in seconds: 60 to 86400, default 3600.'),
+});
+
+/** 201 of `POST /sessions/:id/previews/:port/tokens`. */
+export const issuedTokenSchema = z.object({
+  token: z.string().describe('Opens this port of this session only, until it expires or is revoked.'),
+  sessionId: sessionIdSchema,
+  port: previewPortSchema,
+  expiresAt: z.string().describe('ISO 8601, UTC.'),
+  urls: z
+    .object({
+      path: z
+        .string()
+        .optional()
+        .describe(
+          '`/previews/{id}/?preview_token=...`, when the port is the active one and the route is on.',
+        ),
+      host: z
+        .string()
+        .optional()
+        .describe('`//{port}-{id}.{domain}/?preview_token=...`, with a preview domain.'),
+    })
+    .describe('Links that carry the token: a browser opening one gets the cookie and the page.'),
+});
+
+/** 200 of `DELETE /sessions/:id/previews/:port/tokens`. */
+export const revokedTokensSchema = z.object({
+  sessionId: sessionIdSchema,
+  port: previewPortSchema,
+  revoked: z.literal(true),
+});
+
 /** A registration body. */
 export type RegistrationBody = z.input<typeof registrationBodySchema>;
 /** The answer to a registration. */
@@ -96,6 +148,12 @@ export type PreviewPorts = z.output<typeof previewPortsSchema>;
 export type RemovedPreviewPort = z.output<typeof removedPreviewPortSchema>;
 /** The answer to the removal of a session's ports. */
 export type RemovedPreview = z.output<typeof removedPreviewSchema>;
+/** A token request. */
+export type TokenRequest = z.input<typeof tokenRequestSchema>;
+/** An issued token. */
+export type IssuedToken = z.output<typeof issuedTokenSchema>;
+/** The answer to a revocation. */
+export type RevokedTokens = z.output<typeof revokedTokensSchema>;
 
 // Every schema of the document, by component name; only request bodies are converted as input.
 const COMPONENT_SCHEMAS = {
@@ -107,10 +165,13 @@ const COMPONENT_SCHEMAS = {
   PreviewPorts: previewPortsSchema,
   RemovedPreviewPort: removedPreviewPortSchema,
   RemovedPreview: removedPreviewSchema,
+  TokenRequest: tokenRequestSchema,
+  IssuedToken: issuedTokenSchema,
+  RevokedTokens: revokedTokensSchema,
   ErrorBody: errorBodySchema,
 } as const;
 type ComponentName = keyof typeof COMPONENT_SCHEMAS;
-const REQUEST_COMPONENTS: readonly ComponentName[] = ['RegistrationBody'];
+const REQUEST_COMPONENTS: readonly ComponentName[] = ['RegistrationBody', 'TokenRequest'];
 
 /** One operation of the internal API, as the document describes it. */
 export interface InternalApiOperation {
@@ -151,9 +212,37 @@ export const INTERNAL_API_OPERATIONS: readonly InternalApiOperation[] = [
       'PORT_REQUIRED',
       'INVALID_PORT',
       'INVALID_STRIP_PREFIX',
+      'INVALID_VISIBILITY',
+      'PREVIEW_TOKENS_DISABLED',
       'CONTAINER_LOOKUP_FAILED',
       'CONTAINER_NOT_RUNNING',
     ],
+  },
+  {
+    method: 'post',
+    path: '/sessions/{id}/previews/{port}/tokens',
+    operationId: 'issuePreviewToken',
+    summary: 'Issue a token that opens this port (private ports), and links that carry it.',
+    requestBody: 'TokenRequest',
+    success: { status: 201, description: 'Issued', schema: 'IssuedToken' },
+    errorCodes: [
+      ...SESSION_PATH,
+      'INVALID_PORT',
+      'UNSUPPORTED_MEDIA_TYPE',
+      'PAYLOAD_TOO_LARGE',
+      'MALFORMED_JSON',
+      'INVALID_TOKEN_TTL',
+      'PREVIEW_TOKENS_DISABLED',
+      'PORT_NOT_REGISTERED',
+    ],
+  },
+  {
+    method: 'delete',
+    path: '/sessions/{id}/previews/{port}/tokens',
+    operationId: 'revokePreviewTokens',
+    summary: 'Revoke every token of this port issued so far.',
+    success: { status: 200, description: 'Revoked', schema: 'RevokedTokens' },
+    errorCodes: [...SESSION_PATH, 'INVALID_PORT', 'PORT_NOT_REGISTERED'],
   },
   {
     method: 'get',

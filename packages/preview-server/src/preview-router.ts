@@ -3,6 +3,7 @@ import { previewErrors } from '@sandbox/error-contract';
 import { createInMemoryRegistry } from '@sandbox/preview-registry';
 import {
   createPreviewRoutes,
+  createPreviewTokens,
   DEFAULT_PROXY_PREFIXES,
   normalizePreviewDomain,
   type PreviewProxyHandler,
@@ -47,7 +48,7 @@ export interface HandlesUpgrades {
 export function createPreviewRouter(
   options: PreviewRouterOptions,
 ): Router & HandlesUpgrades & { handleProxy: PreviewProxyHandler } {
-  const { internalServiceKey, publicProxy = true, previewDomain } = options;
+  const { internalServiceKey, publicProxy = true, previewDomain, tokenSecret } = options;
   const prefixes = { ...DEFAULT_PREFIXES, ...options.prefixes };
   // One registry for the routes and the API, so a registration is served at once.
   const registry = options.registry ?? createInMemoryRegistry();
@@ -65,6 +66,7 @@ export function createPreviewRouter(
         basePath: prefixes.api,
         ...(publicProxy ? { publicPrefix: prefixes.public } : {}),
         ...(domain === undefined ? {} : { previewDomain: domain }),
+        ...(tokenSecret === undefined ? {} : { tokens: createPreviewTokens(tokenSecret) }),
       }),
     );
   }

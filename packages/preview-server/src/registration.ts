@@ -1,17 +1,29 @@
 import { type PreviewError, previewErrors } from '@sandbox/error-contract';
-import { isValidSessionId, type PreviewRegistry, previewPortSchema } from '@sandbox/preview-registry';
-import type { PreviewTargetResolver } from '@sandbox/preview-routes';
-import { isHostRoutableSessionId } from '@sandbox/preview-routes';
+import {
+  isValidSessionId,
+  type PreviewRegistry,
+  previewPortSchema,
+  type Visibility,
+} from '@sandbox/preview-registry';
+import {
+  isHostRoutableSessionId,
+  type PreviewTargetResolver,
+  type PreviewTokens,
+  TOKEN_QUERY_PARAMETER,
+} from '@sandbox/preview-routes';
 import express, { type RequestHandler, type Router } from 'express';
 import {
   createInternalApiDocument,
   DEFAULT_INTERNAL_API_BASE_PATH,
+  type IssuedToken,
   type PreviewPortDetail,
   type PreviewPorts,
   type RegisteredPreview,
   type RemovedPreview,
   type RemovedPreviewPort,
+  type RevokedTokens,
   registrationBodySchema,
+  tokenRequestSchema,
 } from './openapi.js';
 
 /** Largest registration body accepted; a port fits in a few bytes. */
@@ -22,7 +34,12 @@ export interface ParsedRegistration {
   port: number;
   /** As sent; absent means the default, `true`. */
   stripPrefix?: boolean;
+  /** As sent; absent means the default, `public`. */
+  visibility?: Visibility;
 }
+
+/** Default lifetime of a token, in seconds. */
+export const DEFAULT_TOKEN_TTL_SECONDS = 3600;
 
 /**
  * The port and options of a registration body, or the contract error it deserves (pure; the body is parsed
@@ -31,16 +48,23 @@ export interface ParsedRegistration {
 export function parseRegistrationBody(body: unknown): ParsedRegistration | PreviewError {
   const parsed = registrationBodySchema.safeParse(body);
   if (parsed.success) {
-    const { port, stripPrefix } = parsed.data;
-    return stripPrefix === undefined ? { port } : { port, stripPrefix };
+    const { port, stripPrefix, visibility } = parsed.data;
+    return {
+      port,
+      ...(stripPrefix === undefined ? {} : { stripPrefix }),
+      ...(visibility === undefined ? {} : { visibility }),
+    };
   }
   // The contract tells a missing port (no object, no field, null) from a bad one (any other value).
   const isObject = typeof body === 'object' && body !== null && !Array.isArray(body);
   const port = isObject ? (body as { port?: unknown }).port : undefined;
   if (port === undefined || port === null) return previewErrors.portRequired();
   if (!previewPortSchema.safeParse(port).success) return previewErrors.invalidPort();
-  // Only `stripPrefix` is left to be wrong: a string "false", 0 or null would otherwise be guessed at.
-  return previewErrors.invalidStripPrefix();
+  // Then the options, in the order they came to the contract: a string "false", 0 or null is not guessed at.
+  const stripPrefix = (body as { stripPrefix?: unknown }).stripPrefix;
+  if (stripPrefix !== undefined && typeof stripPrefix !== 'boolean')
+    return previewErrors.invalidStripPrefix();
+  return previewErrors.invalidVisibility();
 }
 
 function hasBody(headers: Record<string, string | string[] | undefined>): boolean {
@@ -66,6 +90,8 @@ export interface RegistrationRouterOptions {
   publicPrefix?: string;
   /** The preview domain of the host routes, for the URLs a listing reports; none when not set. */
   previewDomain?: string;
+  /** Token minting (`PREVIEW_TOKEN_SECRET`); without it private ports and tokens are refused (400). */
+  tokens?: PreviewTokens;
 }
 
 function sessionIdParam(raw: string | string[] | undefined): string {
@@ -94,9 +120,13 @@ export function createRegistrationRouter({
   basePath = DEFAULT_INTERNAL_API_BASE_PATH,
   publicPrefix,
   previewDomain,
+  tokens,
 }: RegistrationRouterOptions): Router {
   const router = express.Router();
   const parseJson = express.json({ limit: REGISTRATION_BODY_LIMIT_BYTES, strict: true, type: () => true });
+  // A token request may come with no body at all (the defaults).
+  const parseTokenJson: RequestHandler = (req, res, next) =>
+    hasBody(req.headers) ? parseJson(req, res, next) : next();
   const document = createInternalApiDocument({ basePath });
 
   router.get('/openapi.json', (_req, res) => {
@@ -107,18 +137,20 @@ export function createRegistrationRouter({
     const body = parseRegistrationBody(req.body);
     if (!('port' in body)) throw body;
     const sessionId = sessionIdParam(req.params.id);
+    // A private port this service could not check tokens for would refuse everyone: said now, not later.
+    if (body.visibility === 'private' && tokens === undefined) throw previewErrors.previewTokensDisabled();
     await targets.assertContainerRunning(sessionId);
-    const registration = await registry.register(
-      sessionId,
-      body.port,
-      body.stripPrefix === undefined ? {} : { stripPrefix: body.stripPrefix },
-    );
-    // The contract's body, to the letter, for the contract's request; `stripPrefix` only when asked about.
+    const registration = await registry.register(sessionId, body.port, {
+      ...(body.stripPrefix === undefined ? {} : { stripPrefix: body.stripPrefix }),
+      ...(body.visibility === undefined ? {} : { visibility: body.visibility }),
+    });
+    // The contract's body, to the letter, for the contract's request; options only when asked about.
     res.status(201).json({
       sessionId: registration.sessionId,
       port: registration.port,
       registered: true,
       ...(body.stripPrefix === undefined ? {} : { stripPrefix: registration.stripPrefix }),
+      ...(body.visibility === undefined ? {} : { visibility: registration.visibility }),
     } satisfies RegisteredPreview);
   });
 
@@ -132,12 +164,14 @@ export function createRegistrationRouter({
 
   router.get('/sessions/:id/previews', async (req, res) => {
     const sessionId = sessionIdParam(req.params.id);
-    const ports = await registry.ports(sessionId);
+    const registrations = await registry.registrations(sessionId);
+    const ports = registrations.map((registration) => registration.port);
     const active = ports.at(-1);
-    const previews = ports.map(
-      (port): PreviewPortDetail => ({
+    const previews = registrations.map(
+      ({ port, stripPrefix, visibility }): PreviewPortDetail => ({
         port,
-        stripPrefix: !registry.keepsPrefix(sessionId, port),
+        stripPrefix,
+        visibility,
         active: port === active,
         urls: { path: port === active ? pathUrl(sessionId) : null, host: hostUrl(sessionId, port) },
       }),
@@ -159,6 +193,53 @@ export function createRegistrationRouter({
       ports,
       activePort: ports.at(-1) ?? null,
     } satisfies RemovedPreviewPort);
+  });
+
+  const registeredPort = async (
+    rawId: string | string[] | undefined,
+    rawPort: string | string[] | undefined,
+  ) => {
+    const sessionId = sessionIdParam(rawId);
+    const port = parsePortParam(typeof rawPort === 'string' ? rawPort : '');
+    if (typeof port !== 'number') throw port;
+    return { sessionId, port };
+  };
+
+  router.post(
+    '/sessions/:id/previews/:port/tokens',
+    requireJsonContentType,
+    parseTokenJson,
+    async (req, res) => {
+      const { sessionId, port } = await registeredPort(req.params.id, req.params.port);
+      const parsed = tokenRequestSchema.safeParse(req.body ?? {});
+      if (!parsed.success) throw previewErrors.invalidTokenTtl();
+      if (tokens === undefined) throw previewErrors.previewTokensDisabled();
+      if (!(await registry.ports(sessionId)).includes(port))
+        throw previewErrors.portNotRegistered(sessionId, port);
+      const ttlSeconds = parsed.data.ttlSeconds ?? DEFAULT_TOKEN_TTL_SECONDS;
+      const { token, claims } = tokens.mint(sessionId, port, ttlSeconds * 1000);
+      const query = `?${TOKEN_QUERY_PARAMETER}=${token}`;
+      const active = (await registry.lookup(sessionId)) === port;
+      const path = active ? pathUrl(sessionId) : null;
+      const host = hostUrl(sessionId, port);
+      res.status(201).json({
+        token,
+        sessionId,
+        port,
+        expiresAt: new Date(claims.expiresAt).toISOString(),
+        urls: {
+          ...(path === null ? {} : { path: `${path}${query}` }),
+          ...(host === null ? {} : { host: `${host}${query}` }),
+        },
+      } satisfies IssuedToken);
+    },
+  );
+
+  router.delete('/sessions/:id/previews/:port/tokens', async (req, res) => {
+    const { sessionId, port } = await registeredPort(req.params.id, req.params.port);
+    if (!(await registry.revokeTokens(sessionId, port)))
+      throw previewErrors.portNotRegistered(sessionId, port);
+    res.json({ sessionId, port, revoked: true } satisfies RevokedTokens);
   });
 
   router.delete('/sessions/:id/previews', async (req, res) => {

@@ -11,6 +11,12 @@ describe('parseStoredEntry', () => {
       parseStoredEntry('registration', '{"seq":3,"value":[3000,{"port":5173,"stripPrefix":false}]}'),
     ).toEqual({ seq: 3, value: [3000, { port: 5173, stripPrefix: false }] });
     expect(
+      parseStoredEntry(
+        'registration',
+        '{"seq":3,"value":[{"port":8888,"visibility":"private","tokensNotBefore":1800000000000}]}',
+      ),
+    ).toEqual({ seq: 3, value: [{ port: 8888, visibility: 'private', tokensNotBefore: 1_800_000_000_000 }] });
+    expect(
       parseStoredEntry('container', '{"seq":4,"value":{"state":"running","ip":"10.0.0.2","network":"n"}}'),
     ).toEqual({ seq: 4, value: { state: 'running', ip: '10.0.0.2', network: 'n' } });
     expect(parseStoredEntry('engine', '{"seq":5,"value":{"connected":false,"reason":"down"}}')).toEqual({
@@ -30,6 +36,11 @@ describe('parseStoredEntry', () => {
     ['registration', '{"seq":1,"value":[{"port":3000,"stripPrefix":true}]}'],
     ['registration', '{"seq":1,"value":[{"port":3000}]}'],
     ['registration', '{"seq":1,"value":[{"port":"3000","stripPrefix":false}]}'],
+    // A private port without the time its tokens count from, or a public one with it, or an unknown option.
+    ['registration', '{"seq":1,"value":[{"port":3000,"visibility":"private"}]}'],
+    ['registration', '{"seq":1,"value":[{"port":3000,"stripPrefix":false,"tokensNotBefore":1}]}'],
+    ['registration', '{"seq":1,"value":[{"port":3000,"visibility":"public"}]}'],
+    ['registration', '{"seq":1,"value":[{"port":3000,"stripPrefix":false,"extra":1}]}'],
     ['container', '{"seq":1,"value":{"state":"running"}}'],
     ['container', '{"seq":1,"value":{"state":"exploded"}}'],
     ['engine', '{"seq":1,"value":{"connected":false}}'],

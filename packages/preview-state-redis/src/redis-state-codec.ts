@@ -24,12 +24,26 @@ export type StoreMessage = Change | { kind: 'resync'; seq: number };
 
 // Any TCP port: the registry's callers validate the range, so a reader must not be stricter than they are.
 const tcpPortSchema = z.number().int().min(1).max(65535);
-// `[3000, {"port":5173,"stripPrefix":false}]`: a bare number is the default (the prefix stripped). A reader
-// older than `stripPrefix` rejects the object form and skips the entry (its logs say so): upgrade readers
-// (edge proxies) before the writer when registrations use it.
-const portsSchema = z
-  .array(z.union([tcpPortSchema, z.object({ port: tcpPortSchema, stripPrefix: z.literal(false) })]))
-  .min(1);
+// `[3000, {"port":5173,"stripPrefix":false}, {"port":8888,"visibility":"private","tokensNotBefore":...}]`:
+// a bare number is the default (public, the prefix stripped). A reader older than an option rejects the
+// entry and skips it (its logs say so): a private port then answers 404 on that edge, never unguarded.
+// Upgrade readers (edge proxies) before the writer when registrations use a new option.
+const portEntrySchema = z
+  .object({
+    port: tcpPortSchema,
+    stripPrefix: z.literal(false).exactOptional(),
+    visibility: z.literal('private').exactOptional(),
+    tokensNotBefore: z.number().int().nonnegative().exactOptional(),
+  })
+  .strict()
+  // Only what differs from the default is spelled out: an entry that says nothing is not ours.
+  .refine((entry) => entry.stripPrefix !== undefined || entry.visibility !== undefined, {
+    message: 'a port with no option is stored as a bare number',
+  })
+  .refine((entry) => (entry.visibility === 'private') === (entry.tokensNotBefore !== undefined), {
+    message: 'a private port has a tokensNotBefore, and only a private one',
+  });
+const portsSchema = z.array(z.union([tcpPortSchema, portEntrySchema])).min(1);
 
 const containerStateSchema = z.discriminatedUnion('state', [
   z.object({

@@ -1,5 +1,11 @@
 import type { SharedPreviewState } from '@sandbox/preview-registry';
-import { keepsPrefixIn, type PreviewRegistry, portOf } from '@sandbox/preview-registry';
+import {
+  accessIn,
+  keepsPrefixIn,
+  type PreviewRegistry,
+  portOf,
+  registrationOf,
+} from '@sandbox/preview-registry';
 import { type Change, MalformedStoreDataError, parseStoreMessage } from './redis-state-codec.js';
 import {
   applyChange,
@@ -171,6 +177,13 @@ export function createRedisReader(url: string, keys: StoreKeys, log: StateLog): 
       const view = replicaSession(replica, sessionId);
       if (view.port === port) return view.keepPrefix;
       return keepsPrefixIn(replicaValue(replica, 'registration', sessionId), port);
+    },
+    accessOf: (sessionId, port) => accessIn(replicaValue(replica, 'registration', sessionId), port),
+    revokeTokens: readOnly,
+    async registrations(sessionId) {
+      return (replicaValue(replica, 'registration', sessionId) ?? []).map((entry) =>
+        registrationOf(sessionId, entry),
+      );
     },
   };
 

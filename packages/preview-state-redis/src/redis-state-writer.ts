@@ -5,13 +5,16 @@ import type {
   SharedPreviewState,
 } from '@sandbox/preview-registry';
 import {
+  accessIn,
   keepsPrefixIn,
   type PreviewRegistry,
   portOf,
+  registrationOf,
   type StoredPort,
   storedPort,
   withoutPort,
   withPortRegistered,
+  withTokensRevoked,
 } from '@sandbox/preview-registry';
 import type { EntryKind, EntryValues } from './redis-state-codec.js';
 import type { Snapshot } from './redis-state-merge.js';
@@ -153,11 +156,26 @@ export function createRedisWriter(
     return last === undefined ? undefined : portOf(last);
   };
   const registry: PreviewRegistry = {
-    async register(sessionId, port, { stripPrefix = true } = {}) {
-      const ports = withPortRegistered(registrations.get(sessionId) ?? [], storedPort(port, stripPrefix));
+    async register(sessionId, port, { stripPrefix = true, visibility = 'public' } = {}) {
+      const current = registrations.get(sessionId) ?? [];
+      const previous = current.find((entry) => portOf(entry) === port);
+      const ports = withPortRegistered(current, storedPort(port, stripPrefix, visibility, previous));
       registrations.set(sessionId, ports);
       mirror('registration', sessionId, ports);
-      return { sessionId, port, stripPrefix };
+      return { sessionId, port, stripPrefix, visibility };
+    },
+    accessOf: (sessionId, port) => accessIn(registrations.get(sessionId), port),
+    async revokeTokens(sessionId, port) {
+      const ports = registrations.get(sessionId);
+      if (!ports?.some((entry) => portOf(entry) === port)) return false;
+      const revoked = withTokensRevoked(ports, port);
+      registrations.set(sessionId, revoked);
+      // Published like any registration: every edge's replica has it within its pub/sub delay.
+      mirror('registration', sessionId, revoked);
+      return true;
+    },
+    async registrations(sessionId) {
+      return (registrations.get(sessionId) ?? []).map((entry) => registrationOf(sessionId, entry));
     },
     async lookup(sessionId) {
       return activePort(sessionId);

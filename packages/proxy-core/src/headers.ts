@@ -21,9 +21,12 @@ const HOP_BY_HOP = [
   'upgrade',
 ];
 
+/** The header a preview token may travel in: a credential of this hop, never the container's. */
+export const PREVIEW_TOKEN_HEADER = 'x-preview-token';
+
 // `expect` is answered by the Node server itself (it sends 100 Continue to the client), so it is spent on
 // this hop; forwarding it would also make httpxy (the WebSocket path) skip its proxyReq event.
-const REQUEST_ONLY = [INTERNAL_KEY_HEADER, 'expect'];
+const REQUEST_ONLY = [INTERNAL_KEY_HEADER, PREVIEW_TOKEN_HEADER, 'expect'];
 
 function connectionTokens(headers: IncomingHttpHeaders): string[] {
   const value = headers.connection;
@@ -33,7 +36,7 @@ function connectionTokens(headers: IncomingHttpHeaders): string[] {
 
 /**
  * Removes, in place, the headers that must not travel to the container: hop-by-hop fields, every field the
- * `Connection` header names, `Expect`, and the internal key.
+ * `Connection` header names, `Expect`, the internal key and a preview token header.
  */
 export function stripRequestHeaders(headers: IncomingHttpHeaders): void {
   for (const token of connectionTokens(headers)) {

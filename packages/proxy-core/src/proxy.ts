@@ -170,6 +170,8 @@ export interface PreviewProxy {
   ): void;
   /** The client that forwards HTTP requests, and why it was chosen: for a start-up line and a metric. */
   readonly upstream: UpstreamEngineChoice;
+  /** Whether a peer at `address` is one of `trustedProxies`, whose `X-Forwarded-*` are believed. */
+  trustsForwardedHeaders(address: string | undefined): boolean;
 }
 
 interface PendingForward {
@@ -482,6 +484,7 @@ export function createPreviewProxy({
 
   const previewProxy: PreviewProxy = {
     upstream,
+    trustsForwardedHeaders: isTrustedProxy,
     forward(req, res, request, next) {
       // Pipelined behind a response still being written, this one has no socket yet. Node never tells
       // such a waiting response that its connection died (no 'close'), so it is forwarded only once it

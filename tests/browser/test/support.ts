@@ -17,6 +17,7 @@ import {
   testRunId,
 } from '@sandbox/test-fixtures';
 import { type BrowserContext, chromium, type Page } from 'playwright-core';
+import { expect } from 'vitest';
 
 const execFileAsync = promisify(execFile);
 
@@ -241,4 +242,22 @@ export async function explainFailure(record: PageRecord, check: () => Promise<vo
     if (error instanceof Error) error.message += `\n\nWhat the page did:\n${record.describe()}`;
     throw error;
   }
+}
+
+/**
+ * Changes the Vite fixture's message module in its container, then waits until the page shows the new
+ * message in place: HMR applied it, and a marker set before the change proves the document was not
+ * reloaded.
+ */
+export async function expectViteHotUpdate(page: Page, containerId: string, message: string): Promise<void> {
+  await page.evaluate('window.__marker = 1');
+  await docker([
+    'exec',
+    containerId,
+    'sh',
+    '-c',
+    `echo "export const message = '${message}';" > /app/message.js`,
+  ]);
+  await expect.poll(() => page.textContent('#msg'), { timeout: 30_000 }).toBe(message);
+  expect(await page.evaluate('window.__marker')).toBe(1);
 }

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { register, startManager } from '../../../apps/container-manager/test/harness.js';
 import {
   closeChromium,
+  expectViteHotUpdate,
   explainFailure,
   FIXTURE_VITE_IMAGE,
   type HeadlessChromium,
@@ -73,19 +74,7 @@ describe('a Vite dev server behind /previews/<id>/', () => {
         expect(others.filter((line) => !line.startsWith('200 ') && !line.startsWith('304 '))).toEqual([]);
         expect(others.length).toBeGreaterThan(2);
 
-        await page.evaluate('window.__marker = 1');
-        await docker([
-          'exec',
-          id,
-          'sh',
-          '-c',
-          `echo "export const message = 'hot update through the proxy';" > /app/message.js`,
-        ]);
-        await expect
-          .poll(() => page.textContent('#msg'), { timeout: 30_000 })
-          .toBe('hot update through the proxy');
-        // Still the same document: a full reload would have dropped the marker.
-        expect(await page.evaluate('window.__marker')).toBe(1);
+        await expectViteHotUpdate(page, id, 'hot update through the proxy');
         expect(page.url()).toBe(pageUrl);
       });
     } finally {

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { register, send, startManager } from '../../../apps/container-manager/test/harness.js';
 import {
   closeChromium,
+  expectViteHotUpdate,
   explainFailure,
   FIXTURE_VITE_IMAGE,
   type HeadlessChromium,
@@ -80,18 +81,7 @@ describe('a Vite dev server on a host route of a real-looking domain, with no co
           record.requests.filter((line) => !line.startsWith('200 ') && !line.startsWith('304 ')),
         ).toEqual([]);
 
-        await page.evaluate('window.__marker = 1');
-        await docker([
-          'exec',
-          id,
-          'sh',
-          '-c',
-          `echo "export const message = 'hot update on a real domain';" > /app/message.js`,
-        ]);
-        await expect
-          .poll(() => page.textContent('#msg'), { timeout: 30_000 })
-          .toBe('hot update on a real domain');
-        expect(await page.evaluate('window.__marker')).toBe(1);
+        await expectViteHotUpdate(page, id, 'hot update on a real domain');
       });
     } finally {
       await page.close();
