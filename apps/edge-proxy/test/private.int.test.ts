@@ -94,6 +94,16 @@ describe('a private port on two edges', () => {
     const { token } = issued.json<{ token: string }>();
     await untilEveryEdge({ 'x-preview-token': token }, (reply) => reply.status === 200);
     for (const edge of edges) {
+      // The prefix is stripped as for any port registered without stripPrefix: false.
+      const reply = await send(edge.url, `/previews/${box.sessionId}/deep?x=1`, {
+        headers: { 'x-preview-token': token },
+      });
+      expect(reply.json<{ url: string; headers: Record<string, string> }>()).toMatchObject({
+        url: '/deep?x=1',
+      });
+      expect(reply.json<{ headers: Record<string, string> }>().headers['x-preview-token']).toBeUndefined();
+    }
+    for (const edge of edges) {
       const ws = await connectWebSocket(`${edge.url.replace('http', 'ws')}/previews/${box.sessionId}/ws`, {
         headers: { 'x-preview-token': token },
       });

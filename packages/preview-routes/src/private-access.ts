@@ -134,8 +134,8 @@ export function decidePrivateAccess(
       location: fromQuery.location,
       cookie: tokenCookie(presented, verdict.claims.expiresAt, route, now),
     };
-  // Allowed: ours stay on this hop. (X-Preview-Token is also dropped by the proxy for every port.)
-  delete req.headers[TOKEN_HEADER];
+  // Allowed: ours stay on this hop. X-Preview-Token is never forwarded (proxy-core drops it for every
+  // port), so it is left in place: a delete would turn Node's header object into a slow dictionary.
   if (bearer !== undefined) delete req.headers.authorization;
   if (cookies.token !== undefined) {
     if (cookies.rest === undefined) delete req.headers.cookie;

@@ -67,6 +67,9 @@ export interface PreviewTokens {
 
 const TOKEN_SHAPE = /^v1\.[A-Za-z0-9_-]{1,400}\.[A-Za-z0-9_-]{43}$/;
 
+/** How many verified tokens are remembered (their claims), so that a page's requests cost one HMAC. */
+const VERIFIED_CACHE_SIZE = 4096;
+
 /** Creates the token functions for one secret; throws on a secret shorter than 32 characters. */
 export function createPreviewTokens(secret: string): PreviewTokens {
   if (secret.length < MIN_TOKEN_SECRET_LENGTH)
@@ -74,6 +77,33 @@ export function createPreviewTokens(secret: string): PreviewTokens {
   const key = Buffer.from(secret, 'utf8');
   const sign = (signed: string) => createHmac('sha256', key).update(signed).digest();
   const looksLikeToken = (value: string) => value.length <= MAX_TOKEN_LENGTH && TOKEN_SHAPE.test(value);
+  // Claims of tokens whose signature checked out, by the whole token string: only that exact string, which
+  // we signed, finds them. Expiry, revocation, session and port are still judged on every request.
+  const verified = new Map<string, TokenClaims>();
+  const signedClaims = (token: string): TokenClaims | TokenRefusal => {
+    const known = verified.get(token);
+    if (known !== undefined) return known;
+    if (!looksLikeToken(token)) return 'malformed';
+    const cut = token.lastIndexOf('.');
+    const signed = token.slice(0, cut);
+    const presented = Buffer.from(token.slice(cut + 1), 'base64url');
+    const expected = sign(signed);
+    if (presented.length !== expected.length || !timingSafeEqual(presented, expected)) return 'bad-signature';
+    // Signed by us: the claims are ours, but still checked as data.
+    let raw: unknown;
+    try {
+      raw = JSON.parse(Buffer.from(signed.slice(VERSION.length + 1), 'base64url').toString('utf8'));
+    } catch {
+      return 'malformed';
+    }
+    const { s, p, iat, exp } = (raw ?? {}) as Record<string, unknown>;
+    if (typeof s !== 'string' || typeof p !== 'number' || typeof iat !== 'number' || typeof exp !== 'number')
+      return 'malformed';
+    const claims: TokenClaims = { sessionId: s, port: p, issuedAt: iat, expiresAt: exp };
+    if (verified.size >= VERIFIED_CACHE_SIZE) verified.delete(verified.keys().next().value as string);
+    verified.set(token, claims);
+    return claims;
+  };
   return {
     mint(sessionId, port, ttlMs, now = Date.now()) {
       const claims: TokenClaims = { sessionId, port, issuedAt: now, expiresAt: now + ttlMs };
@@ -88,33 +118,12 @@ export function createPreviewTokens(secret: string): PreviewTokens {
       return { token: `${signed}.${sign(signed).toString('base64url')}`, claims };
     },
     verify(token, sessionId, port, tokensNotBefore, now = Date.now()) {
-      if (!looksLikeToken(token)) return { ok: false, refusal: 'malformed' };
-      const cut = token.lastIndexOf('.');
-      const signed = token.slice(0, cut);
-      const presented = Buffer.from(token.slice(cut + 1), 'base64url');
-      const expected = sign(signed);
-      if (presented.length !== expected.length || !timingSafeEqual(presented, expected))
-        return { ok: false, refusal: 'bad-signature' };
-      // Signed by us: the claims are ours, but still checked as data.
-      let raw: unknown;
-      try {
-        raw = JSON.parse(Buffer.from(signed.slice(VERSION.length + 1), 'base64url').toString('utf8'));
-      } catch {
-        return { ok: false, refusal: 'malformed' };
-      }
-      const { s, p, iat, exp } = (raw ?? {}) as Record<string, unknown>;
-      if (
-        typeof s !== 'string' ||
-        typeof p !== 'number' ||
-        typeof iat !== 'number' ||
-        typeof exp !== 'number'
-      )
-        return { ok: false, refusal: 'malformed' };
-      const claims: TokenClaims = { sessionId: s, port: p, issuedAt: iat, expiresAt: exp };
-      if (s !== sessionId) return { ok: false, refusal: 'other-session' };
-      if (p !== port) return { ok: false, refusal: 'other-port' };
-      if (now >= exp) return { ok: false, refusal: 'expired' };
-      if (iat < tokensNotBefore) return { ok: false, refusal: 'revoked' };
+      const claims = signedClaims(token);
+      if (typeof claims === 'string') return { ok: false, refusal: claims };
+      if (claims.sessionId !== sessionId) return { ok: false, refusal: 'other-session' };
+      if (claims.port !== port) return { ok: false, refusal: 'other-port' };
+      if (now >= claims.expiresAt) return { ok: false, refusal: 'expired' };
+      if (claims.issuedAt < tokensNotBefore) return { ok: false, refusal: 'revoked' };
       return { ok: true, claims };
     },
     looksLikeToken,

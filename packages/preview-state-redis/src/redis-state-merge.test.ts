@@ -165,6 +165,19 @@ describe('replicaSession', () => {
     expect(replicaSession(replica, 'a')).toMatchObject({ port: 4000, keepPrefix: true });
     applyChange(replica, reg('a', 4, [3000, 4000]), false);
     expect(replicaSession(replica, 'a')).toMatchObject({ port: 4000, keepPrefix: false });
+    // A private port that strips the prefix is an object too: it still strips.
+    const privateReplica = replicaWith(
+      reg('b', 1, [{ port: 4000, visibility: 'private', tokensNotBefore: 1 }]),
+    );
+    expect(replicaSession(privateReplica, 'b')).toMatchObject({ port: 4000, keepPrefix: false });
+    const kept = {
+      port: 4000,
+      stripPrefix: false as const,
+      visibility: 'private' as const,
+      tokensNotBefore: 1,
+    };
+    applyChange(privateReplica, reg('b', 2, [kept]), false);
+    expect(replicaSession(privateReplica, 'b')).toMatchObject({ port: 4000, keepPrefix: true });
     applyChange(replica, container(5, '172.17.0.3'), false);
     expect(replicaSession(replica, 'a').container).toMatchObject({ ip: '172.17.0.3' });
     // An older change is ignored by the table, and so by the view.

@@ -75,7 +75,7 @@ export function replicaSession(replica: Replica, id: string): SessionView {
   if (active === undefined && container === undefined) return NO_SESSION;
   const view = {
     port: active === undefined ? undefined : portOf(active),
-    keepPrefix: active !== undefined && typeof active !== 'number',
+    keepPrefix: active !== undefined && typeof active !== 'number' && active.stripPrefix === false,
     container,
   };
   replica.views.set(id, view);

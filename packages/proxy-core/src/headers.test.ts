@@ -5,6 +5,7 @@ import { stripRequestHeaders, stripResponseHeaders, upstreamRequestHeaders } fro
 describe('stripRequestHeaders', () => {
   it.each<[string, IncomingHttpHeaders, IncomingHttpHeaders]>([
     ['the internal key', { 'x-internal-service-key': 's3cret', accept: '*/*' }, { accept: '*/*' }],
+    ['a preview token header', { 'x-preview-token': 'v1.a.b', accept: '*/*' }, { accept: '*/*' }],
     [
       'RFC 9110 hop-by-hop fields',
       {
