@@ -2,44 +2,68 @@
 // resolves the package's "import" condition, under bundler the same with module esnext. The expected
 // errors below must stay errors: they fail the check if the package's types ever degrade to `any`.
 import {
+  accessIn,
   type ContainerResolver,
   createErrorHandler,
   createPreviewRouter,
   type ErrorBody,
   isPreviewError,
+  keepsPrefixIn,
   type PreviewRegistry,
+  portOf,
   previewErrors,
+  registrationOf,
+  type StoredPort,
+  storedPort,
   toErrorResponse,
+  withTokensRevoked,
 } from '@sandbox/preview-core';
 import express, { type Express } from 'express';
 
-const ports = new Map<string, number>();
-// Ports registered with stripPrefix: false, as `${sessionId} ${port}`.
-const keptPrefix = new Set<string>();
+// One port per session in this consumer, kept in the stored form the registry package defines.
+const entries = new Map<string, StoredPort>();
+const entryOf = (sessionId: string, port: number) => {
+  const entry = entries.get(sessionId);
+  return entry !== undefined && portOf(entry) === port ? entry : undefined;
+};
 
 export const registry: PreviewRegistry = {
-  async register(sessionId, port, { stripPrefix = true } = {}) {
-    ports.set(sessionId, port);
-    if (stripPrefix) keptPrefix.delete(`${sessionId} ${port}`);
-    else keptPrefix.add(`${sessionId} ${port}`);
-    return { sessionId, port, stripPrefix };
+  async register(sessionId, port, { stripPrefix = true, visibility = 'public' } = {}) {
+    const entry = storedPort(port, stripPrefix, visibility, entryOf(sessionId, port));
+    entries.set(sessionId, entry);
+    return registrationOf(sessionId, entry);
   },
   keepsPrefix(sessionId, port) {
-    return ports.get(sessionId) === port && keptPrefix.has(`${sessionId} ${port}`);
+    const entry = entryOf(sessionId, port);
+    return entry !== undefined && keepsPrefixIn([entry], port);
+  },
+  accessOf(sessionId, port) {
+    const entry = entryOf(sessionId, port);
+    return entry === undefined ? undefined : accessIn([entry], port);
+  },
+  async revokeTokens(sessionId, port) {
+    const entry = entryOf(sessionId, port);
+    if (entry === undefined) return false;
+    entries.set(sessionId, withTokensRevoked([entry], port)[0] ?? entry);
+    return true;
   },
   async lookup(sessionId) {
-    return ports.get(sessionId);
+    const entry = entries.get(sessionId);
+    return entry === undefined ? undefined : portOf(entry);
   },
-  // One port per session in this consumer: the list is that port.
   async ports(sessionId) {
-    const port = ports.get(sessionId);
-    return port === undefined ? [] : [port];
+    const entry = entries.get(sessionId);
+    return entry === undefined ? [] : [portOf(entry)];
+  },
+  async registrations(sessionId) {
+    const entry = entries.get(sessionId);
+    return entry === undefined ? [] : [registrationOf(sessionId, entry)];
   },
   async unregisterPort(sessionId, port) {
-    return ports.get(sessionId) === port && ports.delete(sessionId);
+    return entryOf(sessionId, port) !== undefined && entries.delete(sessionId);
   },
   async unregister(sessionId) {
-    return ports.delete(sessionId);
+    return entries.delete(sessionId);
   },
 };
 
