@@ -3,7 +3,7 @@ import type { Duplex } from 'node:stream';
 import { type PreviewError, previewErrors } from '@sandbox/error-contract';
 import { PREVIEW_PORT_RANGE } from '@sandbox/preview-registry';
 import { hasMalformedPercentEncoding, type PreviewProxy, traceOf } from '@sandbox/proxy-core';
-import { admit, type PrivateAccessContext } from './private-access.js';
+import { admit, NO_PRIVATE_ACCESS, type PrivateAccessContext } from './private-access.js';
 import { asMiddleware, type ProxyRouteHandler } from './proxy-route.js';
 import type { PreviewTargetResolver } from './target.js';
 
@@ -69,8 +69,6 @@ export interface HostRouteOptions {
   privateAccess?: PrivateAccessContext;
 }
 
-const NO_TOKENS: PrivateAccessContext = { tokens: undefined, trustsForwardedHeaders: () => false };
-
 type Next = (error?: unknown) => void;
 
 function noteHostRoute(req: IncomingMessage, match: PreviewHostMatch): void {
@@ -100,7 +98,7 @@ export function createHostRouteHandler({
   targets,
   proxy,
   asLocalhost = true,
-  privateAccess = NO_TOKENS,
+  privateAccess = NO_PRIVATE_ACCESS,
 }: HostRouteOptions): ProxyRouteHandler {
   const normalized = normalizePreviewDomain(domain);
   return (req, res, next) => {
@@ -136,7 +134,7 @@ export function createHostUpgradeRoute({
   targets,
   proxy,
   asLocalhost = true,
-  privateAccess = NO_TOKENS,
+  privateAccess = NO_PRIVATE_ACCESS,
 }: HostRouteOptions) {
   const normalized = normalizePreviewDomain(domain);
   return (req: IncomingMessage, socket: Duplex, head: Buffer, fail: Next): boolean => {

@@ -161,6 +161,12 @@ export interface PrivateAccessContext {
   trustsForwardedHeaders: (address: string | undefined) => boolean;
 }
 
+/** A route built without tokens: a private port refuses every request (none can be checked). */
+export const NO_PRIVATE_ACCESS: PrivateAccessContext = {
+  tokens: undefined,
+  trustsForwardedHeaders: () => false,
+};
+
 /**
  * Admits one request to `target` (of `sessionId`): `true` when it may be forwarded (a public port, or a
  * valid token, our credentials then removed); otherwise it has been answered: the 303 of a link's token

@@ -10,7 +10,7 @@ import {
   splitPreviewPath,
   traceOf,
 } from '@sandbox/proxy-core';
-import { admit, type PrivateAccessContext } from './private-access.js';
+import { admit, NO_PRIVATE_ACCESS, type PrivateAccessContext } from './private-access.js';
 import type { PreviewTarget, PreviewTargetResolver } from './target.js';
 
 /** Options of {@link createProxyRoute} and {@link createUpgradeRoute}. */
@@ -29,8 +29,6 @@ export interface ProxyRouteOptions {
   /** Tokens for private ports. Without it a private port refuses every request (none can be checked). */
   privateAccess?: PrivateAccessContext;
 }
-
-const NO_TOKENS: PrivateAccessContext = { tokens: undefined, trustsForwardedHeaders: () => false };
 
 /** The host name of a `Host` value: lowercase, without port, brackets or a trailing dot. */
 function hostnameOf(host: string): string {
@@ -132,7 +130,7 @@ export function createProxyRouteHandler({
   targets,
   proxy,
   presentsAsLocalhost,
-  privateAccess = NO_TOKENS,
+  privateAccess = NO_PRIVATE_ACCESS,
 }: ProxyRouteOptions): ProxyRouteHandler {
   return (req, res, next) => {
     const match = matchPreviewRoute(req.url ?? '/', prefix, req.baseUrl);
@@ -229,7 +227,7 @@ export function createUpgradeRoute({
   targets,
   proxy,
   presentsAsLocalhost,
-  privateAccess = NO_TOKENS,
+  privateAccess = NO_PRIVATE_ACCESS,
 }: ProxyRouteOptions): UpgradeRoute {
   return (req, socket, head, fail) => {
     const match = matchPreviewRoute(req.url ?? '/', prefix);

@@ -60,14 +60,17 @@ export function createPreviewTargetResolver({
     if (!isAllowedUpstream(ip)) throw previewErrors.containerAddressRefused(sessionId);
     return ip;
   };
-  const targetOf = (sessionId: string, host: string, port: number): PreviewTarget => {
-    const target: PreviewTarget = registry.keepsPrefix(sessionId, port)
-      ? { host, port, keepPrefix: true }
-      : { host, port };
-    const access = registry.accessOf(sessionId, port);
+  // A private port's target carries when its tokens start to count; a public one's carries nothing more.
+  const withAccess = (sessionId: string, target: PreviewTarget): PreviewTarget => {
+    const access = registry.accessOf(sessionId, target.port);
     if (access?.visibility === 'private') target.tokensNotBefore = access.tokensNotBefore;
     return target;
   };
+  const targetOf = (sessionId: string, host: string, port: number): PreviewTarget =>
+    withAccess(
+      sessionId,
+      registry.keepsPrefix(sessionId, port) ? { host, port, keepPrefix: true } : { host, port },
+    );
   return {
     keepsPrefix(sessionId) {
       const port = registry.peek?.(sessionId);
@@ -89,10 +92,8 @@ export function createPreviewTargetResolver({
     async resolvePort(sessionId, port) {
       const ports = await registry.ports(sessionId);
       if (!ports.includes(port)) throw previewErrors.previewNotRegistered(sessionId);
-      const target: PreviewTarget = { host: await addressOf(sessionId), port };
-      const access = registry.accessOf(sessionId, port);
-      if (access?.visibility === 'private') target.tokensNotBefore = access.tokensNotBefore;
-      return target;
+      // Host routes have no prefix to keep: only the access matters.
+      return withAccess(sessionId, { host: await addressOf(sessionId), port });
     },
     async assertContainerRunning(sessionId) {
       try {
