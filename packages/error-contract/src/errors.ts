@@ -193,6 +193,42 @@ export const previewErrors = {
       'PREVIEW_TOKEN_INVALID',
       `Preview token refused for port ${port} of session ${sessionId}: ${reason}`,
     ),
+  /** 400: a sessions API body (create, exec) or query that its schema refuses; `detail` names the field. */
+  invalidSessionRequest: (detail: string) =>
+    new PreviewError('INVALID_SESSION_REQUEST', `Invalid request: ${detail}`),
+  /** 404: no container `sandbox-session-{id}` exists. */
+  sessionNotFound: (sessionId: string) =>
+    new PreviewError('SESSION_NOT_FOUND', `Session ${sessionId} not found`),
+  /** 409: creating a session whose container name is taken. */
+  sessionExists: (sessionId: string) =>
+    new PreviewError('SESSION_EXISTS', `Session ${sessionId} already exists`),
+  /** 409: exec needs the session's container running. */
+  sessionNotRunning: (sessionId: string) =>
+    new PreviewError('SESSION_NOT_RUNNING', `Session ${sessionId} is not running`),
+  /** 404: the image is not in the engine's local store, and pulling is not configured. */
+  imageNotFound: (image: string) =>
+    new PreviewError('IMAGE_NOT_FOUND', `Image ${image} not found locally (pulling is disabled)`),
+  /** 502: pulling a missing image from its registry failed. */
+  imagePullFailed: (image: string, cause: unknown) =>
+    new PreviewError('IMAGE_PULL_FAILED', `Failed to pull image ${image}: ${describeCause(cause)}`, {
+      cause,
+    }),
+  /** 502: the Docker engine failed or could not be reached; its own words are part of the message. */
+  dockerEngineError: (cause: unknown) =>
+    new PreviewError('DOCKER_ENGINE_ERROR', `Docker engine error: ${describeCause(cause)}`, { cause }),
+  /** 400: a file path that is not absolute, holds a `..` segment or a NUL, or is too long. */
+  invalidFilePath: () =>
+    new PreviewError(
+      'INVALID_FILE_PATH',
+      "Query parameter 'path' must be an absolute path inside the container, without '..' segments",
+    ),
+  /** 404: nothing at this path in the session's container. */
+  fileNotFound: (sessionId: string, path: string) =>
+    new PreviewError('FILE_NOT_FOUND', `No file at ${path} in session ${sessionId}`),
+  /** 400: reading or overwriting something that is not a regular file (a directory, a device...). */
+  notAFile: (path: string) => new PreviewError('NOT_A_FILE', `${path} is not a regular file`),
+  /** 400: listing something that is not a directory. */
+  notADirectory: (path: string) => new PreviewError('NOT_A_DIRECTORY', `${path} is not a directory`),
   /** 500: anything unexpected; details go to the logs only. */
   internal: (cause?: unknown) =>
     new PreviewError('INTERNAL', 'Internal server error', cause === undefined ? {} : { cause }),

@@ -16,8 +16,11 @@ function fromFrameworkError(error: unknown): PreviewError | undefined {
   switch (type) {
     case 'entity.parse.failed':
       return previewErrors.malformedJson(error);
-    case 'entity.too.large':
-      return previewErrors.payloadTooLarge(REGISTRATION_BODY_LIMIT_BYTES);
+    case 'entity.too.large': {
+      // body-parser says which limit the route had.
+      const limit = (error as { limit?: unknown }).limit;
+      return previewErrors.payloadTooLarge(typeof limit === 'number' ? limit : REGISTRATION_BODY_LIMIT_BYTES);
+    }
     case 'charset.unsupported':
     case 'encoding.unsupported':
       return previewErrors.unsupportedMediaType();

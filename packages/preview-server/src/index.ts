@@ -45,7 +45,9 @@ export {
   INTERNAL_API_VERSION,
   type InternalApiDocument,
   type InternalApiDocumentOptions,
+  type InternalApiExtension,
   type InternalApiOperation,
+  type InternalApiQueryParameter,
   type IssuedToken,
   issuedTokenSchema,
   type OpenApiOperation,
@@ -73,6 +75,7 @@ export {
   createPreviewRouter,
   DEFAULT_PREFIXES,
   type HandlesUpgrades,
+  type InternalApiModule,
   type PreviewApp,
   type PreviewAppOptions,
   type PreviewRequestHandler,
@@ -83,6 +86,7 @@ export {
   parsePortParam,
   parseRegistrationBody,
   REGISTRATION_BODY_LIMIT_BYTES,
+  requireJsonContentType,
 } from './registration.js';
 export {
   type ClientLimits,

@@ -81,6 +81,18 @@ const NOT_ANSWERED_BY_AN_OPERATION: Partial<Record<PreviewErrorCode, string>> = 
   UPGRADE_FAILED: 'proxy routes only, for a WebSocket upgrade',
   PREVIEW_TOKEN_REQUIRED: 'proxy routes only, for a private port',
   PREVIEW_TOKEN_INVALID: 'proxy routes only, for a private port',
+  // The sessions API is an extension (`@sandbox/session-manager`), documented where it is mounted.
+  INVALID_SESSION_REQUEST: 'the sessions API (an extension)',
+  SESSION_NOT_FOUND: 'the sessions API (an extension)',
+  SESSION_EXISTS: 'the sessions API (an extension)',
+  SESSION_NOT_RUNNING: 'the sessions API (an extension)',
+  IMAGE_NOT_FOUND: 'the sessions API (an extension)',
+  IMAGE_PULL_FAILED: 'the sessions API (an extension)',
+  DOCKER_ENGINE_ERROR: 'the sessions API (an extension)',
+  INVALID_FILE_PATH: 'the sessions API (an extension)',
+  FILE_NOT_FOUND: 'the sessions API (an extension)',
+  NOT_A_FILE: 'the sessions API (an extension)',
+  NOT_A_DIRECTORY: 'the sessions API (an extension)',
 };
 
 describe('createInternalApiDocument', () => {
@@ -179,7 +191,7 @@ describe('the error rows of the document', () => {
           expect(PREVIEW_ERROR_CODES, `${name} ${status}`).toContain(code);
           expect(ERROR_STATUS[code], `${name} ${code}`).toBe(Number(status));
         }
-        expect(response.content['application/json'].schema).toEqual({
+        expect(response.content['application/json']?.schema).toEqual({
           $ref: '#/components/schemas/ErrorBody',
         });
       }
@@ -448,7 +460,7 @@ describe('the served API, through a real app (fake container resolver)', () => {
     const documented = operationsById.get(exchange.operationId)?.responses[String(response.status)];
     expect(documented, `${exchange.operationId} documents ${response.status}`).toBeDefined();
     if (typeof expected === 'string') expect(documented?.['x-error-codes']).toContain(expected);
-    const schema = documented?.content['application/json'].schema ?? {};
+    const schema = documented?.content['application/json']?.schema ?? {};
     const validate = ajv.compile(
       typeof schema.$ref === 'string' ? { $ref: `internal-api${schema.$ref}` } : schema,
     );

@@ -170,20 +170,57 @@ const COMPONENT_SCHEMAS = {
   RevokedTokens: revokedTokensSchema,
   ErrorBody: errorBodySchema,
 } as const;
-type ComponentName = keyof typeof COMPONENT_SCHEMAS;
-const REQUEST_COMPONENTS: readonly ComponentName[] = ['RegistrationBody', 'TokenRequest'];
+const REQUEST_COMPONENTS: readonly string[] = ['RegistrationBody', 'TokenRequest'];
 
-/** One operation of the internal API, as the document describes it. */
+/** A query parameter of an operation. */
+export interface InternalApiQueryParameter {
+  name: string;
+  description: string;
+  required: boolean;
+  /** A component name, or a JSON Schema of its own. */
+  schema: string | JsonSchema;
+}
+
+/**
+ * One operation of the internal API, as the document describes it. Schemas are named by component (those
+ * of this package, or those an {@link InternalApiExtension} brings).
+ */
 export interface InternalApiOperation {
-  method: 'get' | 'post' | 'delete';
+  method: 'get' | 'post' | 'put' | 'delete';
   /** Under the base path, with OpenAPI's `{param}` (Express's `:param`). */
   path: string;
   operationId: string;
   summary: string;
-  requestBody?: ComponentName;
-  success: { status: 200 | 201; description: string; schema?: ComponentName };
+  /** Longer words than the summary, when the operation needs them. */
+  description?: string;
+  /** A JSON body's component, or a body of another media type (a file's bytes, say). */
+  requestBody?: string | { contentType: string; description: string };
+  query?: readonly InternalApiQueryParameter[];
+  /** `contentType` defaults to JSON; a streamed answer (NDJSON, SSE, bytes) names its own. */
+  success: {
+    status: 200 | 201;
+    description: string;
+    schema?: string;
+    contentType?: string;
+    /** Further media types the same answer may take (content negotiation by `Accept`). */
+    alternatives?: readonly string[];
+  };
   /** Every contract row the operation can answer; each is documented under its `ERROR_STATUS`. */
   errorCodes: readonly PreviewErrorCode[];
+}
+
+/**
+ * Operations another package mounts under the internal API (behind the same key), with the schemas they
+ * refer to: the document then describes them beside the registration routes.
+ */
+export interface InternalApiExtension {
+  operations: readonly InternalApiOperation[];
+  /** Component schemas by name; names must not clash with this package's or another extension's. */
+  schemas?: Readonly<Record<string, z.ZodType>>;
+  /** Components that are request bodies (converted as input, so defaults are optional). */
+  requestSchemas?: readonly string[];
+  /** Path parameters beyond `{id}` and `{port}`. */
+  pathParameters?: Readonly<Record<string, { schema: string; description: string }>>;
 }
 
 // Behind the key, anything unexpected is the generic 500; a path parameter that is not valid
@@ -278,7 +315,7 @@ export const INTERNAL_API_OPERATIONS: readonly InternalApiOperation[] = [
   },
 ];
 
-const PATH_PARAMETERS: Readonly<Record<string, { schema: ComponentName; description: string }>> = {
+const PATH_PARAMETERS: Readonly<Record<string, { schema: string; description: string }>> = {
   id: { schema: 'SessionId', description: 'The session; its container is `sandbox-session-{id}`.' },
   port: { schema: 'PreviewPort', description: 'A registered port of the session, in decimal digits.' },
 };
@@ -289,7 +326,7 @@ export type JsonSchema = z.core.JSONSchema.BaseSchema;
 /** A response object of the document; error responses list their contract codes in `x-error-codes`. */
 export interface OpenApiResponse {
   description: string;
-  content: { 'application/json': { schema: JsonSchema } };
+  content: Record<string, { schema: JsonSchema }>;
   'x-error-codes'?: PreviewErrorCode[];
 }
 
@@ -298,8 +335,15 @@ export interface OpenApiOperation {
   operationId: string;
   summary: string;
   security: Array<Record<string, string[]>>;
-  parameters: Array<{ name: string; in: 'path'; required: true; description: string; schema: JsonSchema }>;
-  requestBody?: { required: true; content: { 'application/json': { schema: JsonSchema } } };
+  description?: string;
+  parameters: Array<{
+    name: string;
+    in: 'path' | 'query';
+    required: boolean;
+    description: string;
+    schema: JsonSchema;
+  }>;
+  requestBody?: { required: true; description?: string; content: Record<string, { schema: JsonSchema }> };
   responses: Record<string, OpenApiResponse>;
 }
 
@@ -318,27 +362,28 @@ export interface InternalApiDocument {
 export interface InternalApiDocumentOptions {
   /** Where the internal API is mounted. Default `/api/internal`. */
   basePath?: string;
+  /** Operations mounted beside the registration routes (the sessions API, say). */
+  extensions?: readonly InternalApiExtension[];
 }
 
 const SECURITY_SCHEME = 'internalServiceKey';
-const ref = (name: ComponentName): JsonSchema => ({ $ref: `#/components/schemas/${name}` });
+const ref = (name: string): JsonSchema => ({ $ref: `#/components/schemas/${name}` });
 const json = (schema: JsonSchema) => ({ 'application/json': { schema } });
 
-function componentSchemas(): Record<string, JsonSchema> {
+function componentSchemas(
+  components: Readonly<Record<string, z.ZodType>>,
+  requests: readonly string[],
+): Record<string, JsonSchema> {
   const registry = z.registry<{ id: string }>();
-  for (const [id, schema] of Object.entries(COMPONENT_SCHEMAS)) registry.add(schema, { id });
+  for (const [id, schema] of Object.entries(components)) registry.add(schema, { id });
   const convert = (io: 'input' | 'output') =>
     z.toJSONSchema(registry, { target: 'draft-2020-12', io, uri: (id) => `#/components/schemas/${id}` })
       .schemas;
   const [inputs, outputs] = [convert('input'), convert('output')];
   const schemas: Record<string, JsonSchema> = {};
-  for (const id of Object.keys(COMPONENT_SCHEMAS) as ComponentName[]) {
+  for (const id of Object.keys(components)) {
     // `$id` (a fragment, invalid as an id) and `$schema` belong to standalone schemas, not components.
-    const {
-      $id: _id,
-      $schema: _schema,
-      ...schema
-    } = (REQUEST_COMPONENTS.includes(id) ? inputs : outputs)[id] ?? {};
+    const { $id: _id, $schema: _schema, ...schema } = (requests.includes(id) ? inputs : outputs)[id] ?? {};
     schemas[id] = schema;
   }
   return schemas;
@@ -359,32 +404,48 @@ function errorResponses(codes: readonly PreviewErrorCode[]): Record<string, Open
   return responses;
 }
 
-function toOperationObject(operation: InternalApiOperation): OpenApiOperation {
-  const parameters = [...operation.path.matchAll(/\{(\w+)\}/g)].map(([, name = '']) => {
-    const parameter = PATH_PARAMETERS[name];
+type PathParameters = Readonly<Record<string, { schema: string; description: string }>>;
+
+function toOperationObject(
+  operation: InternalApiOperation,
+  pathParameters: PathParameters,
+): OpenApiOperation {
+  const inPath = [...operation.path.matchAll(/\{(\w+)\}/g)].map(([, name = '']) => {
+    const parameter = pathParameters[name];
     if (parameter === undefined) throw new Error(`Undocumented path parameter {${name}}`);
-    return {
-      name,
-      in: 'path' as const,
-      required: true as const,
-      ...parameter,
-      schema: ref(parameter.schema),
-    };
+    return { name, in: 'path' as const, required: true, ...parameter, schema: ref(parameter.schema) };
   });
-  const { success } = operation;
+  const inQuery = (operation.query ?? []).map(({ name, description, required, schema }) => ({
+    name,
+    in: 'query' as const,
+    required,
+    description,
+    schema: typeof schema === 'string' ? ref(schema) : schema,
+  }));
+  const { success, requestBody } = operation;
+  const successSchema: JsonSchema = success.schema === undefined ? { type: 'object' } : ref(success.schema);
+  const successContent: Record<string, { schema: JsonSchema }> = {
+    [success.contentType ?? 'application/json']: { schema: successSchema },
+  };
+  for (const type of success.alternatives ?? []) successContent[type] = { schema: { type: 'string' } };
   return {
     operationId: operation.operationId,
     summary: operation.summary,
+    ...(operation.description === undefined ? {} : { description: operation.description }),
     security: [{ [SECURITY_SCHEME]: [] }],
-    parameters,
-    ...(operation.requestBody && {
-      requestBody: { required: true, content: json(ref(operation.requestBody)) },
+    parameters: [...inPath, ...inQuery],
+    ...(requestBody !== undefined && {
+      requestBody:
+        typeof requestBody === 'string'
+          ? { required: true as const, content: json(ref(requestBody)) }
+          : {
+              required: true as const,
+              description: requestBody.description,
+              content: { [requestBody.contentType]: { schema: { type: 'string', format: 'binary' } } },
+            },
     }),
     responses: {
-      [success.status]: {
-        description: success.description,
-        content: json(success.schema === undefined ? { type: 'object' } : ref(success.schema)),
-      },
+      [success.status]: { description: success.description, content: successContent },
       ...errorResponses(operation.errorCodes),
     },
   };
@@ -396,12 +457,32 @@ function toOperationObject(operation: InternalApiOperation): OpenApiOperation {
  */
 export function createInternalApiDocument({
   basePath = DEFAULT_INTERNAL_API_BASE_PATH,
+  extensions = [],
 }: InternalApiDocumentOptions = {}): InternalApiDocument {
   const base = basePath.replace(/\/+$/, '');
+  const components: Record<string, z.ZodType> = { ...COMPONENT_SCHEMAS };
+  const requests = [...REQUEST_COMPONENTS];
+  let pathParameters: PathParameters = PATH_PARAMETERS;
+  const operations = [...INTERNAL_API_OPERATIONS];
+  for (const extension of extensions) {
+    for (const [name, schema] of Object.entries(extension.schemas ?? {})) {
+      if (name in components) throw new Error(`Component schema ${name} is defined twice`);
+      components[name] = schema;
+    }
+    requests.push(...(extension.requestSchemas ?? []));
+    pathParameters = { ...pathParameters, ...extension.pathParameters };
+    operations.push(...extension.operations);
+  }
   const paths: InternalApiDocument['paths'] = {};
-  for (const operation of INTERNAL_API_OPERATIONS) {
+  for (const operation of operations) {
     const path = `${base}${operation.path}`;
-    paths[path] = { ...paths[path], [operation.method]: toOperationObject(operation) };
+    if (paths[path]?.[operation.method] !== undefined)
+      throw new Error(`${operation.method.toUpperCase()} ${path} is documented twice`);
+    paths[path] = { ...paths[path], [operation.method]: toOperationObject(operation, pathParameters) };
+  }
+  const schemas = componentSchemas(components, requests);
+  for (const name of refsOf(paths)) {
+    if (!(name in schemas)) throw new Error(`The document refers to an unknown component ${name}`);
   }
   return {
     openapi: '3.1.0',
@@ -409,13 +490,14 @@ export function createInternalApiDocument({
       title: 'Preview routing: internal API',
       version: INTERNAL_API_VERSION,
       description:
-        'Registration of session preview ports. Every error is the contract JSON (`ErrorBody`); ' +
+        'Registration of session preview ports (and what extensions mount beside it, such as sessions, ' +
+        'exec and files). Every error is the contract JSON (`ErrorBody`); ' +
         '`x-error-codes` lists the codes each error response can carry. Any other path or method ' +
         'under the base path answers 404 ROUTE_NOT_FOUND (403 first without the key).',
     },
     paths,
     components: {
-      schemas: componentSchemas(),
+      schemas,
       securitySchemes: {
         [SECURITY_SCHEME]: {
           type: 'apiKey',
@@ -426,4 +508,16 @@ export function createInternalApiDocument({
       },
     },
   };
+}
+
+// The component names an operation's objects refer to, to catch a typo when the document is built.
+function refsOf(node: unknown, found = new Set<string>()): Set<string> {
+  if (Array.isArray(node)) for (const item of node) refsOf(item, found);
+  else if (node !== null && typeof node === 'object') {
+    for (const [key, value] of Object.entries(node)) {
+      if (key === '$ref' && typeof value === 'string') found.add(value.replace('#/components/schemas/', ''));
+      else refsOf(value, found);
+    }
+  }
+  return found;
 }

@@ -12,9 +12,10 @@ import {
   sendErrorResponse,
   traceHttpRequest,
 } from '@sandbox/preview-routes';
-import express, { type Express, type Router } from 'express';
+import express, { type Express, type RequestHandler, type Router } from 'express';
 import { createErrorHandler, notFoundHandler, toPreviewError } from './http-errors.js';
 import { requireInternalKey } from './internal-key.js';
+import type { InternalApiExtension } from './openapi.js';
 import { createRegistrationRouter } from './registration.js';
 
 /** The default route prefixes of the contract. */
@@ -32,6 +33,18 @@ export interface PreviewRouterOptions extends Omit<PreviewRoutesOptions, 'prefix
   internalServiceKey?: string;
   /** Route prefixes, without trailing slash. */
   prefixes?: Partial<typeof DEFAULT_PREFIXES>;
+  /**
+   * More of the internal API: routers mounted under the API prefix behind the same key (after the
+   * registration routes), each with what the OpenAPI document says of it. Ignored without a key.
+   */
+  internalApi?: readonly InternalApiModule[];
+}
+
+/** A router mounted in the internal API, and its operations for the OpenAPI document. */
+export interface InternalApiModule {
+  /** Mounted at the API prefix; its paths are those of `document.operations`. */
+  router: RequestHandler;
+  document: InternalApiExtension;
 }
 
 /** Something that also tunnels the WebSocket upgrades of the preview routes. */
@@ -67,7 +80,9 @@ export function createPreviewRouter(
         ...(publicProxy ? { publicPrefix: prefixes.public } : {}),
         ...(domain === undefined ? {} : { previewDomain: domain }),
         ...(tokenSecret === undefined ? {} : { tokens: createPreviewTokens(tokenSecret) }),
+        extensions: (options.internalApi ?? []).map((module) => module.document),
       }),
+      ...(options.internalApi ?? []).map((module) => module.router),
     );
   }
   return Object.assign(router, { handleUpgrade: routes.handleUpgrade, handleProxy: routes.handleProxy });

@@ -15,6 +15,7 @@ import express, { type RequestHandler, type Router } from 'express';
 import {
   createInternalApiDocument,
   DEFAULT_INTERNAL_API_BASE_PATH,
+  type InternalApiExtension,
   type IssuedToken,
   type PreviewPortDetail,
   type PreviewPorts,
@@ -74,7 +75,8 @@ function hasBody(headers: Record<string, string | string[] | undefined>): boolea
 
 // Only JSON is accepted, but a body sent with no content type at all is read as JSON: internal callers
 // using bare HTTP clients should not trip over a missing header.
-const requireJsonContentType: RequestHandler = (req, _res, next) => {
+/** Refuses a typed body that is not JSON (415); an untyped body is read as JSON. */
+export const requireJsonContentType: RequestHandler = (req, _res, next) => {
   const typed = req.headers['content-type'] !== undefined;
   const isJson = req.is(['application/json', 'application/*+json']) !== false;
   next(typed && hasBody(req.headers) && !isJson ? previewErrors.unsupportedMediaType() : undefined);
@@ -92,6 +94,8 @@ export interface RegistrationRouterOptions {
   previewDomain?: string;
   /** Token minting (`PREVIEW_TOKEN_SECRET`); without it private ports and tokens are refused (400). */
   tokens?: PreviewTokens;
+  /** Operations mounted beside this router, for the OpenAPI document it serves. */
+  extensions?: readonly InternalApiExtension[];
 }
 
 function sessionIdParam(raw: string | string[] | undefined): string {
@@ -121,13 +125,14 @@ export function createRegistrationRouter({
   publicPrefix,
   previewDomain,
   tokens,
+  extensions = [],
 }: RegistrationRouterOptions): Router {
   const router = express.Router();
   const parseJson = express.json({ limit: REGISTRATION_BODY_LIMIT_BYTES, strict: true, type: () => true });
   // A token request may come with no body at all (the defaults).
   const parseTokenJson: RequestHandler = (req, res, next) =>
     hasBody(req.headers) ? parseJson(req, res, next) : next();
-  const document = createInternalApiDocument({ basePath });
+  const document = createInternalApiDocument({ basePath, extensions });
 
   router.get('/openapi.json', (_req, res) => {
     res.json(document);

@@ -55,7 +55,7 @@ async function call(operationId: string, method: string, path: string, body?: un
     `${operationId} documents ${response.status}: ${JSON.stringify(received)}`,
   ).toBeDefined();
   if (response.status >= 400) expect(documented?.['x-error-codes']).toContain(received.code);
-  const schema = documented?.content['application/json'].schema ?? {};
+  const schema = documented?.content['application/json']?.schema ?? {};
   const validate = ajv.compile(
     typeof schema.$ref === 'string' ? { $ref: `internal-api${schema.$ref}` } : schema,
   );
