@@ -19,11 +19,23 @@ module.exports = async function smoke(format, load, other) {
     'proxy-core',
     'preview-routes',
     'preview-server',
+    'session-manager',
     'preview-core',
   ];
   const pkgs = {};
   for (const name of names) pkgs[name] = await load(`@sandbox/${name}`);
   const otherContract = await other('@sandbox/error-contract');
+
+  // session-manager: its pure parts, and its operations in preview-server's document.
+  const sessions = pkgs['session-manager'];
+  assert.equal(sessions.parseContainerPath('//app/./src/'), '/app/src');
+  const documented = pkgs['preview-server'].createInternalApiDocument({
+    extensions: [sessions.SESSIONS_API_DOCUMENT],
+  });
+  assert.ok(
+    documented.paths['/api/internal/sessions/{id}/exec'].post,
+    'the sessions API is not in the document',
+  );
   const upstream = await startUpstream();
   const port = upstream.address().port;
   const closed = await listen(() => {});
