@@ -32,7 +32,48 @@ describe('loadConfig', () => {
       WS_HALF_CLOSE_TIMEOUT_MS: 5000,
       WS_IDLE_TIMEOUT_MS: 0,
       HOST_ROUTE_LOCALHOST: true,
+      SESSIONS_API: true,
+      SESSION_MEMORY: 2 * 1024 ** 3,
+      SESSION_PIDS_LIMIT: 1024,
+      SESSION_IMAGE_PULL: 'never',
+      SESSION_FILE_MAX_BYTES: 1024 ** 3,
+      SESSION_PORT_WAIT_MS: 600_000,
     });
+  });
+
+  it('reads the sessions settings: sizes as Docker spells them, a public URL, pulling', () => {
+    const config = loadConfig({
+      INTERNAL_SERVICE_KEY: 'k',
+      SESSION_MEMORY: '512m',
+      SESSION_CPUS: '1.5',
+      SESSION_PIDS_LIMIT: '256',
+      SESSION_IMAGE_PULL: 'missing',
+      SESSION_FILE_MAX_BYTES: '1.5g',
+      PREVIEW_PUBLIC_URL: 'https://previews.example.com',
+      SESSIONS_API: 'false',
+    });
+    expect(config).toMatchObject({
+      SESSION_MEMORY: 512 * 1024 ** 2,
+      SESSION_CPUS: 1.5,
+      SESSION_PIDS_LIMIT: 256,
+      SESSION_IMAGE_PULL: 'missing',
+      SESSION_FILE_MAX_BYTES: 1.5 * 1024 ** 3,
+      PREVIEW_PUBLIC_URL: 'https://previews.example.com',
+      SESSIONS_API: false,
+    });
+    expect(loadConfig({ INTERNAL_SERVICE_KEY: 'k', SESSION_MEMORY: '1073741824' }).SESSION_MEMORY).toBe(1024 ** 3);
+    expect(loadConfig({ INTERNAL_SERVICE_KEY: 'k', SESSION_MEMORY: '2GiB' }).SESSION_MEMORY).toBe(2 * 1024 ** 3);
+    for (const [name, value] of [
+      ['SESSION_MEMORY', 'lots'],
+      ['SESSION_MEMORY', '512k'],
+      ['SESSION_CPUS', '0'],
+      ['SESSION_PIDS_LIMIT', '2'],
+      ['SESSION_IMAGE_PULL', 'always'],
+      ['PREVIEW_PUBLIC_URL', 'ftp://x'],
+      ['SESSIONS_API', 'yes'],
+    ] as const) {
+      expect(() => loadConfig({ INTERNAL_SERVICE_KEY: 'k', [name]: value }), name).toThrow(name);
+    }
   });
 
   it('reads the limits, and refuses values below their floor', () => {

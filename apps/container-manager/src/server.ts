@@ -11,10 +11,13 @@ import {
   createPreviewProxy,
   createRedisPreviewState,
   createServiceLogger,
+  createSessionManager,
+  createSessionsApi,
   createWatchingResolver,
   describeCause,
   dockerReadiness,
   exposeMetrics,
+  type InternalApiModule,
   type Logger,
   logAccess,
   logUpstreamEngine,
@@ -22,6 +25,7 @@ import {
   type PreviewMetrics,
   type PreviewRegistry,
   publishContainerStates,
+  registerSessionPortsWhenReady,
   servePreviewApp,
   serviceLimits,
   sharedStateReadiness,
@@ -59,8 +63,7 @@ function createWatcher(
   logger: Logger,
   metrics: PreviewMetrics | undefined,
 ): ContainerWatcher {
-  const env =
-    config.DOCKER_HOST === undefined ? process.env : { ...process.env, DOCKER_HOST: config.DOCKER_HOST };
+  const env = dockerEnv(config);
   return createContainerWatcher({
     docker: createDockerClient(env),
     // Its own client without a request timeout: the event stream lives as long as the service.
@@ -71,6 +74,57 @@ function createWatcher(
     log: (message, details) =>
       logger.warn({ detail: details instanceof Error ? details.message : details }, `docker: ${message}`),
   });
+}
+
+function dockerEnv(config: ContainerManagerConfig): NodeJS.ProcessEnv {
+  return config.DOCKER_HOST === undefined ? process.env : { ...process.env, DOCKER_HOST: config.DOCKER_HOST };
+}
+
+// The sessions API: containers from an image, exec and files, all behind the internal key.
+function createSessions(
+  config: ContainerManagerConfig,
+  // The port the service listens on, known once it does (PORT may be 0).
+  listeningPort: () => number,
+  registry: PreviewRegistry,
+  watcher: ContainerWatcher,
+  logger: Logger,
+): { api: InternalApiModule; stop: () => void } {
+  // No request timeout: a stop waits out its grace period, a pull and an exec or file stream last as long as
+  // they last. An engine that is down still fails at once (the socket refuses).
+  const docker = createDockerClient(dockerEnv(config), { timeoutMs: 0 });
+  const manager = createSessionManager({
+    docker,
+    registry,
+    urls: {
+      get publicUrl() {
+        return config.PREVIEW_PUBLIC_URL ?? `http://localhost:${listeningPort()}`;
+      },
+      publicPrefix: '/previews',
+      ...optional('previewDomain', config.PREVIEW_DOMAIN),
+    },
+    containers: {
+      ...optional('network', config.PREVIEW_NETWORK),
+      limits: {
+        memoryBytes: config.SESSION_MEMORY,
+        pidsLimit: config.SESSION_PIDS_LIMIT,
+        ...optional('cpus', config.SESSION_CPUS),
+      },
+    },
+    pullImages: config.SESSION_IMAGE_PULL === 'missing',
+    tokensEnabled: config.PREVIEW_TOKEN_SECRET !== undefined,
+  });
+  const stop = registerSessionPortsWhenReady({
+    watcher,
+    registry,
+    waitTimeoutMs: config.SESSION_PORT_WAIT_MS,
+    log: (message, details) => logger.warn({ detail: details }, `sessions: ${message}`),
+  });
+  const api = createSessionsApi({
+    sessions: manager,
+    streams: docker,
+    maxFileBytes: config.SESSION_FILE_MAX_BYTES,
+  });
+  return { api, stop };
 }
 
 function createSharedState(url: string, logger: Logger) {
@@ -120,6 +174,10 @@ export async function startContainerManager(
   if (metrics && shared) metrics.trackSharedState(shared);
   const unsync = syncRegistryWithContainers({ watcher, registry });
   const unpublish = shared ? publishContainerStates({ watcher, state: shared }) : () => {};
+  let listeningPort = config.PORT;
+  const sessions = config.SESSIONS_API
+    ? createSessions(config, () => listeningPort, registry, watcher, logger)
+    : undefined;
   // An unreachable engine does not stop start-up: the watcher keeps reconnecting in the background.
   watcher.start();
   // Access lines and metrics for the routes' requests and for the server's own answers alike.
@@ -135,6 +193,7 @@ export async function startContainerManager(
     ...(config.PREVIEW_DOMAIN === undefined ? {} : { previewDomain: config.PREVIEW_DOMAIN }),
     hostRouteAsLocalhost: config.HOST_ROUTE_LOCALHOST,
     ...optional('tokenSecret', config.PREVIEW_TOKEN_SECRET),
+    internalApi: sessions ? [sessions.api] : [],
   });
   const served = await servePreviewApp(
     {
@@ -154,6 +213,7 @@ export async function startContainerManager(
     },
   );
 
+  listeningPort = Number(new URL(served.url).port);
   const metricsServer = await exposeMetrics(metrics, served.server, {
     port: config.METRICS_PORT,
     host: config.HOST,
@@ -170,6 +230,7 @@ export async function startContainerManager(
       untrack();
       unsync();
       unpublish();
+      sessions?.stop();
       unlog();
       await watcher.stop();
       await shared?.close();

@@ -1,4 +1,5 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
 import type { ContainerResolver } from '@sandbox/preview-core';
 import { httpRequest, type Reply } from '@sandbox/test-fixtures';
 import { type ContainerManagerConfig, loadConfig } from '../src/config.js';
@@ -89,4 +90,30 @@ export async function eventually<T>(
     if (done(value) || Date.now() > deadline) return value;
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
+}
+
+/** A generated body of `total` bytes (64 KiB chunks, each numbered), hashed as it is read. */
+export function generatedBody(total: number) {
+  const chunkSize = 64 * 1024;
+  const seed = randomBytes(chunkSize);
+  const hash = createHash('sha256');
+  let produced = 0;
+  let index = 0;
+  const stream = new Readable({
+    read() {
+      if (produced >= total) {
+        this.push(null);
+        return;
+      }
+      const size = Math.min(chunkSize, total - produced);
+      const chunk = Buffer.allocUnsafe(size);
+      seed.copy(chunk, 0, 0, size);
+      if (size >= 4) chunk.writeUInt32BE(index, 0);
+      index += 1;
+      produced += size;
+      hash.update(chunk);
+      this.push(chunk);
+    },
+  });
+  return { stream, digest: () => hash.digest('hex') };
 }

@@ -6,10 +6,9 @@
 // - memory: 1 GiB down and 100 MiB up, hashed as they flow (never held by the test), while the proxy's
 //   VmRSS is sampled every 100 ms from a worker thread; it must grow by less than 64 MiB.
 // Figures are printed with console.info.
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { type IncomingHttpHeaders, type IncomingMessage, request } from 'node:http';
-import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
   removeCreatedContainers,
@@ -17,7 +16,7 @@ import {
   startSessionContainer,
 } from '@sandbox/test-fixtures';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { register } from './harness.js';
+import { generatedBody, register } from './harness.js';
 import { type ManagerProcess, mib, sampleRss, startManagerProcess } from './manager-process.js';
 
 const ROUTES = ['/previews', '/internal-previews/proxy'] as const;
@@ -200,31 +199,6 @@ async function hashResponse(res: IncomingMessage) {
 }
 
 /** A body generated as it is read (64 KiB chunks, each one different), hashed as it goes. */
-function generatedBody(total: number) {
-  const chunkSize = 64 * 1024;
-  const seed = randomBytes(chunkSize);
-  const hash = createHash('sha256');
-  let produced = 0;
-  let index = 0;
-  const stream = new Readable({
-    read() {
-      if (produced >= total) {
-        this.push(null);
-        return;
-      }
-      const size = Math.min(chunkSize, total - produced);
-      const chunk = Buffer.allocUnsafe(size);
-      seed.copy(chunk, 0, 0, size);
-      if (size >= 4) chunk.writeUInt32BE(index, 0);
-      index += 1;
-      produced += size;
-      hash.update(chunk);
-      this.push(chunk);
-    },
-  });
-  return { stream, digest: () => hash.digest('hex') };
-}
-
 const mbPerSecond = (bytes: number, ms: number) => (bytes / 1e6 / (ms / 1000)).toFixed(0);
 
 describe('large bodies through the proxy, with its memory sampled', () => {
