@@ -61,8 +61,12 @@ describe('loadConfig', () => {
       PREVIEW_PUBLIC_URL: 'https://previews.example.com',
       SESSIONS_API: false,
     });
-    expect(loadConfig({ INTERNAL_SERVICE_KEY: 'k', SESSION_MEMORY: '1073741824' }).SESSION_MEMORY).toBe(1024 ** 3);
-    expect(loadConfig({ INTERNAL_SERVICE_KEY: 'k', SESSION_MEMORY: '2GiB' }).SESSION_MEMORY).toBe(2 * 1024 ** 3);
+    expect(loadConfig({ INTERNAL_SERVICE_KEY: 'k', SESSION_MEMORY: '1073741824' }).SESSION_MEMORY).toBe(
+      1024 ** 3,
+    );
+    expect(loadConfig({ INTERNAL_SERVICE_KEY: 'k', SESSION_MEMORY: '2GiB' }).SESSION_MEMORY).toBe(
+      2 * 1024 ** 3,
+    );
     for (const [name, value] of [
       ['SESSION_MEMORY', 'lots'],
       ['SESSION_MEMORY', '512k'],

@@ -278,6 +278,21 @@ describe('the lifecycle: list, get, stop, start, remove', () => {
     });
   });
 
+  it('is read back from Docker by a manager that starts later: its ports are registered again', async () => {
+    const sessionId = cleanup.track(uniqueSessionId('restart').toLowerCase());
+    expect((await api.create({ sessionId, image: FIXTURE_NODE_IMAGE, ports: [3000] })).status).toBe(201);
+    // A second manager, with a registry of its own (in memory): all it knows comes from the labels.
+    const later = await startManager();
+    try {
+      const session = await sessionApi(later.url).waitRegistered(sessionId);
+      expect(session).toMatchObject({ managed: true, ports: [{ port: 3000, registered: true }] });
+      const proxied = await send(later.url, `/previews/${sessionId}/from-labels`);
+      expect(proxied.json()).toMatchObject({ url: '/from-labels' });
+    } finally {
+      await later.close();
+    }
+  });
+
   it('answers 404 SESSION_NOT_FOUND and 400 for bad ids and stop timeouts', async () => {
     for (const [method, path] of [
       ['GET', '/api/internal/sessions/nobody-here'],
