@@ -187,6 +187,8 @@ export function createSessionsApi({
     res.setHeader('content-length', String(stat.size));
     res.setHeader('last-modified', new Date(stat.modifiedAt).toUTCString());
     body.on('error', () => res.destroy());
+    // A client that goes away must not leave the engine's archive stream open.
+    res.on('close', () => body.destroy());
     body.pipe(res);
   });
 

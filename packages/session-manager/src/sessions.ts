@@ -157,11 +157,13 @@ export function createSessionManager({
 
     async remove(sessionId) {
       const container = docker.getContainer(containerNameFor(sessionId));
+      // Read first: the watcher drops them as soon as the destroy event arrives, which may be before the
+      // remove call returns.
+      const ports = await registry.ports(sessionId);
       await container.remove({ force: true, v: true }).catch((error: unknown) => {
         throw sessionCallError(sessionId, error);
       });
-      // The watcher drops them too when the destroy event arrives; the caller should not see them meanwhile.
-      const ports = await registry.ports(sessionId);
+      // And here too, so the caller never sees them after the answer, whenever the event comes.
       await registry.unregister(sessionId);
       return { sessionId, removed: true, ports };
     },

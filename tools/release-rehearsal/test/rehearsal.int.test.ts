@@ -23,7 +23,7 @@ import { type LocalRegistry, startRegistry } from './registry.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const CONSUMER_SOURCES = fileURLToPath(new URL('../consumer/', import.meta.url));
-const PUBLISHED_PACKAGES = 8;
+const PUBLISHED_PACKAGES = 9;
 
 interface Manifest {
   name: string;
@@ -132,7 +132,7 @@ afterAll(async () => {
 });
 
 describe('release rehearsal against a local registry', () => {
-  it('finds the eight public packages in the workspace', () => {
+  it('finds the nine public packages in the workspace', () => {
     expect(packages.map(({ manifest }) => manifest.name).sort()).toEqual([
       '@sandbox/container-resolver',
       '@sandbox/error-contract',
@@ -142,6 +142,7 @@ describe('release rehearsal against a local registry', () => {
       '@sandbox/preview-server',
       '@sandbox/preview-state-redis',
       '@sandbox/proxy-core',
+      '@sandbox/session-manager',
     ]);
     expect(packages).toHaveLength(PUBLISHED_PACKAGES);
   });
