@@ -1121,7 +1121,8 @@ describe('container-manager under generated requests', () => {
       } catch {
         return `status ${answer.status} with a body that is not JSON`;
       }
-      const path = r.target.split('?')[0] ?? '';
+      // The path as the router reads it: up to the query, or to a `#` (which it takes for a fragment).
+      const path = r.target.split(/[?#]/)[0] ?? '';
       if ('openapi' in body)
         return /\/openapi\.json$/i.test(path) ? undefined : 'the OpenAPI document on another path';
       // The sessions listing (the sessions API) names no one session.
