@@ -310,6 +310,13 @@ describe('the lifecycle: list, get, stop, start, remove', () => {
     const badTimeout = await api.post('/api/internal/sessions/whoever/stop?timeoutSeconds=abc');
     expect(badTimeout.status).toBe(400);
     expect(badTimeout.json()).toMatchObject({ code: 'INVALID_SESSION_REQUEST' });
+    // A fragment is never part of a request target: `/sessions/{id}#x/previews` is not `/sessions/{id}`.
+    const sessionId = cleanup.track(uniqueSessionId('frag').toLowerCase());
+    expect((await api.create({ sessionId, image: FIXTURE_BUSYBOX_IMAGE })).status).toBe(201);
+    const fragment = await api.delete(`/api/internal/sessions/${sessionId}#x/previews`);
+    expect(fragment.status).toBe(400);
+    expect(fragment.json()).toMatchObject({ code: 'MALFORMED_PATH' });
+    expect((await api.get(`/api/internal/sessions/${sessionId}`)).json()).toMatchObject({ running: true });
   });
 });
 

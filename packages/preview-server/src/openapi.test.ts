@@ -11,6 +11,7 @@ import {
 } from '@sandbox/error-contract';
 import { createInMemoryRegistry, type PreviewRegistry } from '@sandbox/preview-registry';
 import { createPreviewTargetResolver } from '@sandbox/preview-routes';
+import { httpRequest } from '@sandbox/test-fixtures';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import Ajv2020 from 'ajv/dist/2020.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -383,6 +384,14 @@ const EXCHANGES: Exchange[] = [
   })),
   { operationId: 'getInternalApiDocument', method: 'GET', path: '/openapi.json', expect: 'FORBIDDEN' },
   { operationId: 'getInternalApiDocument', method: 'GET', path: '/openapi.json', expect: 200 },
+  // fetch drops a fragment; these go out byte for byte.
+  { operationId: 'getInternalApiDocument', method: 'GET', path: '/openapi.json#x', expect: 'MALFORMED_PATH' },
+  {
+    operationId: 'removePreview',
+    method: 'DELETE',
+    path: '/sessions/abc#x/previews',
+    expect: 'MALFORMED_PATH',
+  },
 ];
 
 describe('the served API, through a real app (fake container resolver)', () => {
@@ -446,11 +455,19 @@ describe('the served API, through a real app (fake container resolver)', () => {
       ...(body !== undefined && { 'content-type': 'application/json' }),
       ...exchange.headers,
     };
-    const response = await fetch(`${exchange.withoutSecret ? plainOrigin : origin}${BASE}${path}`, {
-      method,
-      headers,
-      ...(body !== undefined && { body: typeof body === 'string' ? body : JSON.stringify(body) }),
-    });
+    const target = exchange.withoutSecret ? plainOrigin : origin;
+    const payload = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
+    const response = path.includes('#')
+      ? await httpRequest(target, `${BASE}${path}`, {
+          method,
+          headers,
+          ...(payload === undefined ? {} : { body: payload }),
+        }).then((reply) => ({ status: reply.status, json: async () => reply.json() }))
+      : await fetch(`${target}${BASE}${path}`, {
+          method,
+          headers,
+          ...(payload !== undefined && { body: payload }),
+        });
     const received: unknown = await response.json();
     if (typeof expected === 'number') expect(response.status, JSON.stringify(received)).toBe(expected);
     else {

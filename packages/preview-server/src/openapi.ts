@@ -223,14 +223,10 @@ export interface InternalApiExtension {
   pathParameters?: Readonly<Record<string, { schema: string; description: string }>>;
 }
 
-// Behind the key, anything unexpected is the generic 500; a path parameter that is not valid
-// percent-encoding fails before any handler runs.
-const EVERY_OPERATION: readonly PreviewErrorCode[] = ['FORBIDDEN', 'INTERNAL'];
-const SESSION_PATH: readonly PreviewErrorCode[] = [
-  ...EVERY_OPERATION,
-  'MALFORMED_PATH',
-  'INVALID_SESSION_ID',
-];
+// Behind the key, anything unexpected is the generic 500; a target with a fragment, or a path parameter that
+// is not valid percent-encoding, fails before any handler runs.
+const EVERY_OPERATION: readonly PreviewErrorCode[] = ['FORBIDDEN', 'INTERNAL', 'MALFORMED_PATH'];
+const SESSION_PATH: readonly PreviewErrorCode[] = [...EVERY_OPERATION, 'INVALID_SESSION_ID'];
 
 /** The operations of the internal API and the error rows each can answer (see docs/contract.md, Errors). */
 export const INTERNAL_API_OPERATIONS: readonly InternalApiOperation[] = [

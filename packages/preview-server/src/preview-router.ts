@@ -47,6 +47,13 @@ export interface InternalApiModule {
   document: InternalApiExtension;
 }
 
+// A request target never holds a fragment (RFC 9112, 3.2). The router would read `/sessions/abc#x/previews`
+// as `/sessions/abc`: a malformed registration path must not reach the session itself (its DELETE removes
+// the container).
+const refuseFragments: RequestHandler = (req, _res, next) => {
+  next(req.originalUrl.includes('#') ? previewErrors.malformedPath() : undefined);
+};
+
 /** Something that also tunnels the WebSocket upgrades of the preview routes. */
 export interface HandlesUpgrades {
   /** Wire it to the server: `server.on('upgrade', x.handleUpgrade)`. */
@@ -73,6 +80,7 @@ export function createPreviewRouter(
     router.use(
       prefixes.api,
       requireInternalKey(internalServiceKey),
+      refuseFragments,
       createRegistrationRouter({
         registry,
         targets: routes.targets,

@@ -13,13 +13,8 @@ import {
 } from './schemas.js';
 
 // Every operation behind the key can answer these.
-const EVERY: readonly PreviewErrorCode[] = ['FORBIDDEN', 'INTERNAL', 'DOCKER_ENGINE_ERROR'];
-const SESSION: readonly PreviewErrorCode[] = [
-  ...EVERY,
-  'MALFORMED_PATH',
-  'INVALID_SESSION_ID',
-  'SESSION_NOT_FOUND',
-];
+const EVERY: readonly PreviewErrorCode[] = ['FORBIDDEN', 'INTERNAL', 'MALFORMED_PATH', 'DOCKER_ENGINE_ERROR'];
+const SESSION: readonly PreviewErrorCode[] = [...EVERY, 'INVALID_SESSION_ID', 'SESSION_NOT_FOUND'];
 const JSON_BODY: readonly PreviewErrorCode[] = [
   'UNSUPPORTED_MEDIA_TYPE',
   'PAYLOAD_TOO_LARGE',
