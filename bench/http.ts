@@ -55,6 +55,8 @@ import {
   tcpSocketsTowards,
   type WrkReport,
 } from '@sandbox/test-fixtures';
+import { benchmarkChart } from './chart.js';
+import { type Peer, startCaddy, startHaproxy } from './peers.js';
 import {
   APP_DIR,
   BENCH_DIR,
@@ -117,14 +119,19 @@ const NGINX_KEEPALIVE = Math.floor(numberFlag(flags['nginx-keepalive'], 'nginx-k
 const PROFILE = flags.profile === true;
 
 const RESULTS_FILE = join(RESULTS_DIR, 'http.json');
+const CHART_FILE = join(RESULTS_DIR, 'http.svg');
 const TINY_BODY = 'hello world hello world';
 const TINY_PATH = `/__fixture/respond?body=${encodeURIComponent(TINY_BODY)}`;
 const POST_BYTES = 16 * 1024;
 const IDLE_CONNECTIONS = 1000;
 const IDLE_TRIALS = 3;
 
-type PathName = 'direct' | 'nginx' | 'ours' | 'edge';
-const PATHS: PathName[] = ['direct', 'nginx', 'ours', 'edge'];
+// direct: the container itself; nginx, haproxy, caddy: the peers, one core each; bare: proxy-core alone
+// (bare-proxy.ts), what forwarding costs on our engine; ours: container-manager as `pnpm start` runs it
+// (access log on, to its stdout pipe); lean: the same with ACCESS_LOG=false; edge: edge-proxy, as its start
+// script runs it (access log on), reading a Redis.
+type PathName = 'direct' | 'nginx' | 'haproxy' | 'caddy' | 'bare' | 'ours' | 'lean' | 'edge';
+const PATHS: PathName[] = ['direct', 'nginx', 'haproxy', 'caddy', 'bare', 'ours', 'lean', 'edge'];
 const EDGE_DIR = join(ROOT_DIR, 'apps/edge-proxy/');
 
 interface BenchCase {
@@ -304,24 +311,26 @@ interface Manager extends Service {
   command: string;
 }
 
-// Access logs off by default, as nginx's (`access_log off` above): the comparison is of proxying.
-// `ACCESS_LOG=true pnpm bench` measures ours and edge writing one JSON line per request.
-const ACCESS_LOG = process.env.ACCESS_LOG === 'true' ? 'true' : 'false';
-
+// `ours` is container-manager with its defaults, as users run it (one JSON access line per request, to its
+// stdout, a pipe the benchmark reads); `lean` adds ACCESS_LOG=false, the peers' setting (no access log).
 async function startManager(
   extraNodeArgs: string[] = [],
   extraEnv: Record<string, string> = {},
 ): Promise<Manager> {
   return startApp(APP_DIR, 'container-manager', extraNodeArgs, {
     INTERNAL_SERVICE_KEY: KEY,
-    ACCESS_LOG,
     ...extraEnv,
   });
 }
 
-/** edge-proxy as `pnpm --filter @sandbox/edge-proxy start` runs it, reading from `redisUrl`. */
+/** edge-proxy as `pnpm --filter @sandbox/edge-proxy start` runs it (its defaults), reading from `redisUrl`. */
 function startEdge(redisUrl: string): Promise<Manager> {
-  return startApp(EDGE_DIR, 'edge-proxy', [], { REDIS_URL: redisUrl, ACCESS_LOG });
+  return startApp(EDGE_DIR, 'edge-proxy', [], { REDIS_URL: redisUrl });
+}
+
+/** proxy-core alone on node:http, forwarding the prefix to the container (bare-proxy.ts). */
+function startBare(upstream: string, prefix: string): Promise<Manager> {
+  return startApp(BENCH_DIR, 'bare-proxy', [], { TARGET: upstream, PREFIX: prefix }, 'bare-proxy.ts');
 }
 
 async function startApp(
@@ -329,12 +338,14 @@ async function startApp(
   name: string,
   extraNodeArgs: string[],
   appEnv: Record<string, string>,
+  script = 'src/main.ts',
 ): Promise<Manager> {
   // `pnpm start` is `tsx src/main.ts`: tsx runs node with its loader over the sources (startService runs that
   // node process itself, so that the pid we read is the service's own). --manager bundle runs the tsup
   // bundle (pnpm build) instead.
-  const entry = MANAGER_MODE === 'bundle' ? ['dist/main.js'] : ['--import', 'tsx', 'src/main.ts'];
-  if (MANAGER_MODE === 'bundle' && !existsSync(join(appDir, 'dist/main.js')))
+  const bundled = MANAGER_MODE === 'bundle' && script === 'src/main.ts';
+  const entry = bundled ? ['dist/main.js'] : ['--import', 'tsx', script];
+  if (bundled && !existsSync(join(appDir, 'dist/main.js')))
     throw new Error(`--manager bundle needs ${name}/dist/main.js: run pnpm build first`);
   const nodeArgs = [...extraNodeArgs, ...entry];
   const service = await startService({
@@ -404,6 +415,8 @@ interface RunResult extends WrkResult {
    * the bytes to the peer over loopback or the bridge) is not charged to the process.
    */
   proxySysPercent?: number;
+  /** The proxy's CPU time (user + sys) over the run divided by the requests wrk completed, in µs. */
+  cpuUsPerRequest?: number;
   /** Sockets in TIME_WAIT towards the container before and after the run (see timeWaitTowards). */
   upstreamTimeWait: { before: number; after: number };
   /** Time waited before the run for TIME_WAIT sockets towards the container to expire (drainTimeWait). */
@@ -450,12 +463,14 @@ async function measuredRun(
     peak = Math.max(peak, end);
     const ticksAfter = cpuNow();
     const share = (ticks: number) => round((ticks / TICKS_PER_SECOND / elapsed) * 100, 0);
+    const cpuTicks = ticksAfter.user + ticksAfter.sys - ticksBefore.user - ticksBefore.sys;
     return {
       ...result,
       round: roundIndex,
       proxyRssMiB: { end: mib(end), peak: mib(peak) },
       proxyCpuPercent: share(ticksAfter.user + ticksAfter.sys - ticksBefore.user - ticksBefore.sys),
       proxySysPercent: share(ticksAfter.sys - ticksBefore.sys),
+      cpuUsPerRequest: round((cpuTicks * (1e6 / TICKS_PER_SECOND)) / Math.max(1, result.requests), 1),
       upstreamTimeWait: timeWait(),
     };
   } finally {
@@ -903,6 +918,8 @@ interface PathSummary {
   proxyRssPeakMiB?: number;
   proxyCpuPercent?: number;
   proxySysPercent?: number;
+  /** Median over rounds of the proxy's CPU µs per request. */
+  cpuUsPerRequest?: number;
   /** Median over rounds of (this path's req/s) / (nginx's req/s in the same round). */
   xNginx: number;
   xDirect: number;
@@ -933,6 +950,7 @@ function summarize(
     const rssPeak = list.map((r) => r.proxyRssMiB?.peak).filter((v): v is number => v !== undefined);
     const cpu = list.map((r) => r.proxyCpuPercent).filter((v): v is number => v !== undefined);
     const sys = list.map((r) => r.proxySysPercent).filter((v): v is number => v !== undefined);
+    const cpuPerRequest = list.map((r) => r.cpuUsPerRequest).filter((v): v is number => v !== undefined);
     out[path] = {
       url: urls[path],
       rounds: list,
@@ -957,6 +975,7 @@ function summarize(
       ...(rssPeak.length > 0 ? { proxyRssPeakMiB: round(Math.max(...rssPeak), 1) } : {}),
       ...(cpu.length > 0 ? { proxyCpuPercent: Math.round(median(cpu)) } : {}),
       ...(sys.length > 0 ? { proxySysPercent: Math.round(median(sys)) } : {}),
+      ...(cpuPerRequest.length > 0 ? { cpuUsPerRequest: round(median(cpuPerRequest), 1) } : {}),
       xNginx: ratio('nginx'),
       xDirect: ratio('direct'),
       crashes: crashes[path],
@@ -977,6 +996,7 @@ function printTable(results: { case: BenchCase; paths: Record<PathName, PathSumm
     pad('churn', 6, true),
     pad('RSS MiB', 8, true),
     pad('CPU % (sys)', 11, true),
+    pad('µs/req', 7, true),
     pad('x nginx', 8, true),
     pad('x direct', 9, true),
     pad('errors', 7, true),
@@ -1010,6 +1030,7 @@ function printTable(results: { case: BenchCase; paths: Record<PathName, PathSumm
             11,
             true,
           ),
+          pad(s.cpuUsPerRequest === undefined ? '-' : String(Math.round(s.cpuUsPerRequest)), 7, true),
           pad(s.xNginx.toFixed(2), 8, true),
           pad(s.xDirect.toFixed(2), 9, true),
           pad(`${s.errors}${s.crashes > 0 ? ` +${s.crashes} crashed` : ''}`, 7, true),
@@ -1040,7 +1061,12 @@ function cleanup(): Promise<void> {
 
 async function main(): Promise<number> {
   const startedAt = new Date();
-  const tools = await ensureExecutables({ nginx: 'nginx-light', wrk: 'wrk' });
+  const tools = await ensureExecutables({
+    nginx: 'nginx-light',
+    wrk: 'wrk',
+    haproxy: 'haproxy',
+    caddy: 'caddy',
+  });
   wrkBinary = tools.wrk;
   await assertDockerEngine();
   await ensureFixtureImages();
@@ -1060,6 +1086,8 @@ async function main(): Promise<number> {
     kernel: release(),
     node: process.version,
     nginx: (await toolVersion(tools.nginx, ['-v'])).replace(/^nginx version: /, ''),
+    haproxy: (await toolVersion(tools.haproxy, ['-v'])).replace(/ - https.*$/, ''),
+    caddy: `caddy ${(await toolVersion(tools.caddy, ['version'])).split(' ')[0] ?? ''}`,
     wrk: (await toolVersion(tools.wrk, ['-v'])).replace(/ Copyright.*$/, ''),
     docker: await docker(['version', '--format', '{{.Server.Version}}']).catch(() => 'unknown'),
     loadAverage1mAtStart: round(loadavg()[0] ?? 0, 2),
@@ -1096,13 +1124,22 @@ async function main(): Promise<number> {
   const redis = await startRedisServer();
   stopRedis = () => redis.stop();
   let publisher: Manager;
-  [nginx, manager, publisher] = await Promise.all([
+  let lean: Manager;
+  let bare: Manager;
+  let haproxy: Peer;
+  let caddy: Peer;
+  [nginx, haproxy, caddy, manager, lean, bare, publisher] = await Promise.all([
     startNginx(tools.nginx, dir, `${ipOf('nginx')}:3000`, boxes.nginx.sessionId),
+    startHaproxy(tools.haproxy, dir, `${ipOf('haproxy')}:3000`, boxes.haproxy.sessionId),
+    startCaddy(tools.caddy, dir, `${ipOf('caddy')}:3000`, boxes.caddy.sessionId),
     startManager(),
+    startManager([], { ACCESS_LOG: 'false' }),
+    startBare(`${ipOf('bare')}:3000`, prefixOf('bare')),
     startManager([], { REDIS_URL: redis.url }),
   ]);
   const edge = await startEdge(redis.url);
   await register(manager, box);
+  await register(lean, boxes.lean);
   await register(publisher, boxes.edge);
   await waitUntilServed(`${edge.url}${prefixOf('edge')}/`);
   const ngx = nginx;
@@ -1111,14 +1148,26 @@ async function main(): Promise<number> {
     if (!manager) throw new Error('container-manager is not running');
     return manager;
   };
+  const serviceUrl: Record<Exclude<PathName, 'direct' | 'ours'>, string> = {
+    nginx: ngx.url,
+    haproxy: haproxy.url,
+    caddy: caddy.url,
+    bare: bare.url,
+    lean: lean.url,
+    edge: edge.url,
+  };
   const baseOf = (path: PathName) =>
     path === 'direct'
       ? `http://${ipOf('direct')}:3000`
-      : `${path === 'nginx' ? ngx.url : path === 'edge' ? edge.url : current().url}${prefixOf(path)}`;
+      : `${path === 'ours' ? current().url : serviceUrl[path]}${prefixOf(path)}`;
   const pidsOf: Record<PathName, (() => number[]) | undefined> = {
     direct: undefined,
     nginx: () => ngx.pids(),
+    haproxy: () => [haproxy.pid],
+    caddy: () => [caddy.pid],
+    bare: () => [bare.pid],
     ours: () => [current().pid],
+    lean: () => [lean.pid],
     edge: () => [edge.pid],
   };
   const managerDead = () => {
@@ -1208,8 +1257,11 @@ async function main(): Promise<number> {
       if (path === 'ours') await survive(`${c.name} warm-up`, () => runWrk(urlOf(path), c, WARMUP_S));
       else await runWrk(urlOf(path), c, WARMUP_S);
     }
-    const runs: Record<PathName, RunResult[]> = { direct: [], nginx: [], ours: [], edge: [] };
-    const lost: Record<PathName, number> = { direct: 0, nginx: 0, ours: 0, edge: 0 };
+    const runs = Object.fromEntries(PATHS.map((path) => [path, []])) as unknown as Record<
+      PathName,
+      RunResult[]
+    >;
+    const lost = Object.fromEntries(PATHS.map((path) => [path, 0])) as Record<PathName, number>;
     for (let r = 0; r < ROUNDS; r++) {
       for (const path of PATHS) {
         await sleep(300);
@@ -1248,12 +1300,17 @@ async function main(): Promise<number> {
       durationSeconds: DURATION_S,
       warmupSeconds: WARMUP_S,
       wrk: `wrk -t1 -c<connections> -d${DURATION_S}s --latency --timeout 5s`,
-      order: 'alternating rounds: direct, nginx, ours, edge, direct, nginx, ours, edge, ...',
+      order: `alternating rounds: ${PATHS.join(', ')}, ${PATHS[0]}, ...`,
       ratios: 'median over rounds of (path req/s) / (nginx or direct req/s in the same round)',
       proxyRss:
         'nginx: master + worker VmRSS; ours, edge: the node process VmRSS; median over rounds of the value at the end of a run',
       manager: { mode: MANAGER_MODE, command: manager.command },
       nginxConfig: nginx.config,
+      haproxyConfig: haproxy.config,
+      caddyConfig: caddy.config,
+      ours: 'container-manager with its defaults (pnpm start): access log on, to its stdout pipe',
+      lean: 'container-manager with ACCESS_LOG=false',
+      bare: 'bench/bare-proxy.ts: createPreviewProxy() on node:http, one fixed target, nothing else',
       tinyBody: TINY_BODY,
       postBytes: POST_BYTES,
     },
@@ -1264,6 +1321,22 @@ async function main(): Promise<number> {
   };
   mkdirSync(RESULTS_DIR, { recursive: true });
   writeFileSync(RESULTS_FILE, `${JSON.stringify(report, null, 2)}\n`);
+  writeFileSync(
+    CHART_FILE,
+    benchmarkChart(
+      results.map(({ case: c, paths }) => ({
+        label: c.label,
+        paths: PATHS.filter((path) => paths[path].rounds.length > 0).map((path) => ({
+          name: path,
+          requestsPerSecond: paths[path].requestsPerSecond,
+          ...(paths[path].cpuUsPerRequest === undefined
+            ? {}
+            : { cpuUsPerRequest: paths[path].cpuUsPerRequest }),
+        })),
+      })),
+      `pnpm bench, ${machine.date.slice(0, 10)}: ${machine.nproc} CPUs, Node ${machine.node}; medians of ${ROUNDS} alternating rounds of ${DURATION_S} s, each proxy on one core`,
+    ),
+  );
 
   console.log('');
   console.log(
@@ -1286,6 +1359,7 @@ async function main(): Promise<number> {
       `WARNING: the code changed during the run; at the end: ${codeAtEnd.commit} + ${codeAtEnd.uncommitted.join(', ')}`,
     );
   printTable(results);
+  printGoals(results);
   for (const crash of crashes)
     console.log(`container-manager crashed during ${crash.during}: ${crash.reason}`);
   if (scale) {
@@ -1359,6 +1433,23 @@ async function main(): Promise<number> {
     results.some(({ paths }) => PATHS.some((p) => paths[p].errors > 0)) ||
     (edgeScale !== undefined && ('error' in edgeScale || edgeScale.errors > 0));
   return failed ? 1 : 0;
+}
+
+/** The figures the performance goals are stated in, per case: ours and lean against nginx, ours against bare. */
+function printGoals(results: { case: BenchCase; paths: Record<PathName, PathSummary> }[]): void {
+  console.log('');
+  for (const { case: c, paths } of results) {
+    const { ours, lean, bare, nginx: ngx } = paths;
+    if (ours.rounds.length === 0 || ngx.rounds.length === 0) continue;
+    const cpu = (a?: number, b?: number) =>
+      a !== undefined && b !== undefined && b > 0 ? (a / b).toFixed(2) : '-';
+    console.log(
+      `${pad(c.label, 18)} ours ${ours.xNginx.toFixed(2)}x nginx req/s (lean ${lean.xNginx.toFixed(2)}x),` +
+        ` p99 ${cpu(ours.p99Ms, ngx.p99Ms)}x nginx's; CPU per request ${cpu(ours.cpuUsPerRequest, bare.cpuUsPerRequest)}x` +
+        ` the bare proxy's (lean ${cpu(lean.cpuUsPerRequest, bare.cpuUsPerRequest)}x); the access log costs` +
+        ` ${ours.cpuUsPerRequest !== undefined && lean.cpuUsPerRequest !== undefined ? Math.round(ours.cpuUsPerRequest - lean.cpuUsPerRequest) : '-'} µs per request`,
+    );
+  }
 }
 
 runBenchmark({
