@@ -18,7 +18,7 @@ const COLORS: Readonly<Record<string, string>> = {
   edge: '#ad1457',
 };
 
-const escape = (text: string) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+const xmlText = (text: string) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
 function panel(
   cases: readonly ChartCase[],
@@ -32,19 +32,19 @@ function panel(
   const labelWidth = 150;
   const width = 520;
   const max = Math.max(1, ...cases.flatMap((c) => c.paths.map((p) => value(p) ?? 0)));
-  const parts = [`<text x="10" y="${top + 16}" font-weight="bold">${escape(title)}</text>`];
+  const parts = [`<text x="10" y="${top + 16}" font-weight="bold">${xmlText(title)}</text>`];
   let y = top + 30;
   for (const c of cases) {
-    parts.push(`<text x="10" y="${y + 11}" font-weight="bold">${escape(c.label)}</text>`);
+    parts.push(`<text x="10" y="${y + 11}" font-weight="bold">${xmlText(c.label)}</text>`);
     y += barHeight + 4;
     for (const path of c.paths) {
       const v = value(path);
       if (v === undefined) continue;
       const w = Math.max(1, (v / max) * width);
       parts.push(
-        `<text x="${labelWidth - 6}" y="${y + 11}" text-anchor="end">${escape(path.name)}</text>`,
+        `<text x="${labelWidth - 6}" y="${y + 11}" text-anchor="end">${xmlText(path.name)}</text>`,
         `<rect x="${labelWidth}" y="${y}" width="${w.toFixed(1)}" height="${barHeight}" fill="${COLORS[path.name] ?? '#607d8b'}"/>`,
-        `<text x="${(labelWidth + w + 4).toFixed(1)}" y="${y + 11}">${escape(format(v))}</text>`,
+        `<text x="${(labelWidth + w + 4).toFixed(1)}" y="${y + 11}">${xmlText(format(v))}</text>`,
       );
       y += barHeight + 2;
     }
@@ -74,7 +74,7 @@ export function benchmarkChart(cases: readonly ChartCase[], caption: string): st
 <rect width="100%" height="100%" fill="white"/>
 ${rps.svg}
 ${cpu.svg}
-<text x="10" y="${height - 12}" fill="#555">${escape(caption)}</text>
+<text x="10" y="${height - 12}" fill="#555">${xmlText(caption)}</text>
 </svg>
 `;
 }
