@@ -47,9 +47,11 @@ export interface InternalApiModule {
   document: InternalApiExtension;
 }
 
-// A request target never holds a fragment (RFC 9112, 3.2). The router would read `/sessions/abc#x/previews`
-// as `/sessions/abc`: a malformed registration path must not reach the session itself (its DELETE removes
-// the container).
+// A request target never holds a fragment (RFC 9112, 3.2). Express's router would read
+// `/sessions/abc#x/previews` as `/sessions/abc` (a malformed registration path must not reach the session
+// itself: its DELETE removes the container), and parses such a URL with the deprecated url.parse(). The apps
+// refuse it before Express sees it; the router refuses it again for those who mount it in their own app.
+const hasFragment = (req: IncomingMessage) => (req.url ?? '').includes('#');
 const refuseFragments: RequestHandler = (req, _res, next) => {
   next(req.originalUrl.includes('#') ? previewErrors.malformedPath() : undefined);
 };
@@ -123,8 +125,9 @@ function createBaseApp(options: PreviewRouterOptions): PreviewApp {
     const requestId = onAccess === undefined ? undefined : traceHttpRequest(req, res, onAccess);
     router.handleProxy(req, res, (error) => {
       if (requestId !== undefined && !res.headersSent) res.setHeader('x-request-id', requestId);
-      if (error === undefined) handle(req, res);
-      else sendErrorResponse(res, toPreviewError(error), options.logUnexpected);
+      if (error === undefined && !hasFragment(req)) handle(req, res);
+      else
+        sendErrorResponse(res, toPreviewError(error ?? previewErrors.malformedPath()), options.logUnexpected);
     });
   };
   return Object.assign(app, { handleUpgrade: router.handleUpgrade, requestListener });
@@ -160,6 +163,10 @@ export function createPreviewHandler(options: PreviewAppOptions): PreviewRequest
   // do not say so.
   const handle = app as unknown as (req: IncomingMessage, res: ServerResponse, done: () => void) => void;
   const handler = (req: IncomingMessage, res: ServerResponse, next?: () => void) => {
+    if (hasFragment(req)) {
+      sendErrorResponse(res, previewErrors.malformedPath(), options.logUnexpected);
+      return;
+    }
     handle(req, res, () => {
       if (next) next();
       else
