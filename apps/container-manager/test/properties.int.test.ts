@@ -380,8 +380,10 @@ function expectedAnswer(request: RawRequest): Expected | undefined {
   }
   const route = pathRouteOf(request.target);
   if (!route) {
-    return /^\/api\/internal(\/|$)/i.test(request.target)
-      ? undefined
+    if (/^\/api\/internal(\/|$)/i.test(request.target)) return undefined;
+    // A request target never holds a fragment: refused before any routing.
+    return request.target.includes('#')
+      ? { kind: 'error', code: 'MALFORMED_PATH' }
       : { kind: 'error', code: 'ROUTE_NOT_FOUND' };
   }
   if (route.sessionId === undefined || hasMalformedPath(request.target))

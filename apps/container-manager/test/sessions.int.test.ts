@@ -316,6 +316,10 @@ describe('the lifecycle: list, get, stop, start, remove', () => {
     const fragment = await api.delete(`/api/internal/sessions/${sessionId}#x/previews`);
     expect(fragment.status).toBe(400);
     expect(fragment.json()).toMatchObject({ code: 'MALFORMED_PATH' });
+    // The key is still checked first under the API; elsewhere a fragment is the 400 too.
+    const withoutKey = await send(manager.url, `/api/internal/sessions/${sessionId}#x`, { method: 'DELETE' });
+    expect(withoutKey.json()).toMatchObject({ code: 'FORBIDDEN' });
+    expect((await send(manager.url, '/nowhere#x')).json()).toMatchObject({ code: 'MALFORMED_PATH' });
     expect((await api.get(`/api/internal/sessions/${sessionId}`)).json()).toMatchObject({ running: true });
   });
 });

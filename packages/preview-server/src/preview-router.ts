@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { previewErrors } from '@sandbox/error-contract';
+import { type PreviewError, previewErrors } from '@sandbox/error-contract';
 import { createInMemoryRegistry } from '@sandbox/preview-registry';
 import {
   createPreviewRoutes,
@@ -14,7 +14,7 @@ import {
 } from '@sandbox/preview-routes';
 import express, { type Express, type RequestHandler, type Router } from 'express';
 import { createErrorHandler, notFoundHandler, toPreviewError } from './http-errors.js';
-import { requireInternalKey } from './internal-key.js';
+import { createKeyMatcher, requireInternalKey } from './internal-key.js';
 import type { InternalApiExtension } from './openapi.js';
 import { createRegistrationRouter } from './registration.js';
 
@@ -52,6 +52,23 @@ export interface InternalApiModule {
 // itself: its DELETE removes the container), and parses such a URL with the deprecated url.parse(). The apps
 // refuse it before Express sees it; the router refuses it again for those who mount it in their own app.
 const hasFragment = (req: IncomingMessage) => (req.url ?? '').includes('#');
+
+// The answer to a target with a fragment: under the internal API the key is still checked first (403), as
+// for any other request there; anywhere else, or with the key, the 400.
+function fragmentAnswer(options: PreviewRouterOptions): (req: IncomingMessage) => PreviewError {
+  const { internalServiceKey } = options;
+  if (internalServiceKey === undefined) return () => previewErrors.malformedPath();
+  const matches = createKeyMatcher(internalServiceKey);
+  // Express matches mount paths without regard to case.
+  const api = ({ ...DEFAULT_PREFIXES, ...options.prefixes }.api ?? DEFAULT_PREFIXES.api).toLowerCase();
+  return (req) => {
+    const path = (req.url ?? '').toLowerCase();
+    const underApi = path === api || (/^[/?#]/.test(path.slice(api.length)) && path.startsWith(api));
+    return underApi && !matches(req.headers['x-internal-service-key'])
+      ? previewErrors.forbidden()
+      : previewErrors.malformedPath();
+  };
+}
 const refuseFragments: RequestHandler = (req, _res, next) => {
   next(req.originalUrl.includes('#') ? previewErrors.malformedPath() : undefined);
 };
@@ -120,14 +137,14 @@ function createBaseApp(options: PreviewRouterOptions): PreviewApp {
   // Express's app is a plain request listener that upgrades node's req/res itself; its types just do not say so.
   const handle = app as unknown as (req: IncomingMessage, res: ServerResponse) => void;
   const { onAccess } = options;
+  const refusal = fragmentAnswer(options);
   const requestListener = (req: IncomingMessage, res: ServerResponse) => {
     // A proxied response carries the id in its head (proxy-core adds it); any other answer gets it here.
     const requestId = onAccess === undefined ? undefined : traceHttpRequest(req, res, onAccess);
     router.handleProxy(req, res, (error) => {
       if (requestId !== undefined && !res.headersSent) res.setHeader('x-request-id', requestId);
       if (error === undefined && !hasFragment(req)) handle(req, res);
-      else
-        sendErrorResponse(res, toPreviewError(error ?? previewErrors.malformedPath()), options.logUnexpected);
+      else sendErrorResponse(res, toPreviewError(error ?? refusal(req)), options.logUnexpected);
     });
   };
   return Object.assign(app, { handleUpgrade: router.handleUpgrade, requestListener });
@@ -162,9 +179,10 @@ export function createPreviewHandler(options: PreviewAppOptions): PreviewRequest
   // An Express app is a plain request listener that upgrades node's req/res itself; its types just
   // do not say so.
   const handle = app as unknown as (req: IncomingMessage, res: ServerResponse, done: () => void) => void;
+  const refusal = fragmentAnswer(options);
   const handler = (req: IncomingMessage, res: ServerResponse, next?: () => void) => {
     if (hasFragment(req)) {
-      sendErrorResponse(res, previewErrors.malformedPath(), options.logUnexpected);
+      sendErrorResponse(res, refusal(req), options.logUnexpected);
       return;
     }
     handle(req, res, () => {
