@@ -323,9 +323,12 @@ async function startManager(
   });
 }
 
-/** edge-proxy as `pnpm --filter @sandbox/edge-proxy start` runs it (its defaults), reading from `redisUrl`. */
+/**
+ * edge-proxy as `pnpm --filter @sandbox/edge-proxy start` runs it (its defaults), reading from `redisUrl`, on
+ * one process (WORKERS=1): the load cases compare one core with one core.
+ */
 function startEdge(redisUrl: string): Promise<Manager> {
-  return startApp(EDGE_DIR, 'edge-proxy', [], { REDIS_URL: redisUrl });
+  return startApp(EDGE_DIR, 'edge-proxy', [], { REDIS_URL: redisUrl, WORKERS: '1' });
 }
 
 /** proxy-core alone on node:http, forwarding the prefix to the container (bare-proxy.ts). */

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { listenPortSchema, parseEnvConfig, sharedEnvShape } from '@sandbox/preview-server';
 import { z } from 'zod';
 
@@ -12,6 +13,13 @@ const configSchema = z.object({
         ? 'is required (the Redis the container-manager publishes to)'
         : 'must be a redis:// or rediss:// URL',
   }),
+  // Processes serving the one port (node:cluster), each a Redis reader: every core by default.
+  WORKERS: z.coerce
+    .number()
+    .int()
+    .min(1, { error: 'must be at least 1' })
+    .max(256)
+    .default(availableParallelism()),
 });
 
 /** The validated configuration of edge-proxy. */

@@ -6,10 +6,12 @@ import {
   createServiceLogger,
   createSharedStateResolver,
   exposeMetrics,
+  isClusterWorker,
   type Logger,
   logAccess,
   logUpstreamEngine,
   optional,
+  type PreviewMetrics,
   servePreviewApp,
   serviceLimits,
   sharedStateReadiness,
@@ -28,8 +30,10 @@ export interface RunningEdgeProxy {
   /** The shared state it serves from (its link to Redis, its local replica). */
   state: SharedPreviewState;
   logger: Logger;
-  /** `http://host:port/metrics` when `METRICS_PORT` is set. */
+  /** `http://host:port/metrics` when `METRICS_PORT` is set (and this process serves them). */
   metricsUrl?: string;
+  /** Its metrics, when `METRICS_PORT` is set: a cluster's primary merges those of its workers. */
+  metricsRegistry?: PreviewMetrics['registry'];
   /** Stops accepting, lets in-flight requests finish for up to the grace period, then cuts the rest. */
   close(): Promise<void>;
 }
@@ -92,14 +96,16 @@ export async function startEdgeProxy(
       ...optional('onAccess', onAccess),
     },
   );
-  const metricsServer = await exposeMetrics(metrics, served.server, {
-    port: config.METRICS_PORT,
-    host: config.HOST,
-  });
+  // A cluster worker counts, and its primary serves what all of them counted.
+  if (isClusterWorker()) metrics?.trackServer(served.server);
+  const metricsServer = isClusterWorker()
+    ? undefined
+    : await exposeMetrics(metrics, served.server, { port: config.METRICS_PORT, host: config.HOST });
   return {
     server: served.server,
     url: served.url,
     ...(metricsServer ? { metricsUrl: `${metricsServer.url}/metrics` } : {}),
+    ...(metrics ? { metricsRegistry: metrics.registry } : {}),
     state,
     logger,
     async close() {

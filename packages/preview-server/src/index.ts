@@ -1,4 +1,10 @@
 export {
+  type ClusteredServiceOptions,
+  type ClusteredWorkerService,
+  isClusterWorker,
+  runClusteredService,
+} from './cluster.js';
+export {
   ConfigError,
   listenPortSchema,
   optional,

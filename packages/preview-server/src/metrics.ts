@@ -120,6 +120,8 @@ export function createPreviewMetrics({
     name: `${prefix}docker_event_stream_up`,
     help: '1 while the Docker event stream is connected',
     registers: [registry],
+    // Merged over a cluster's workers (node:cluster): up only when every one is.
+    aggregator: 'min',
     collect() {
       if (watched) this.set(watched.connection().state === 'connected' ? 1 : 0);
     },
@@ -128,6 +130,7 @@ export function createPreviewMetrics({
   new Gauge({
     name: `${prefix}redis_synced`,
     help: '1 while the replica of the shared state is in sync with Redis (absent without Redis)',
+    aggregator: 'min',
     registers: [registry],
     collect() {
       if (shared) this.set(shared.connection() === 'synced' ? 1 : 0);
@@ -140,6 +143,7 @@ export function createPreviewMetrics({
     help: 'The client forwarding HTTP requests to containers (native, undici) and why it was chosen',
     labelNames: ['engine', 'reason'],
     registers: [registry],
+    aggregator: 'max',
   });
 
   return {
@@ -204,7 +208,7 @@ export interface MetricsServer {
  * an edge never exposes its metrics to the internet.
  */
 export async function serveMetrics(
-  metrics: Pick<PreviewMetrics, 'registry'>,
+  metrics: { registry: { metrics(): Promise<string>; contentType: string } },
   { port, host }: { port: number; host: string },
 ): Promise<MetricsServer> {
   const server = createServer((req, res) => {
