@@ -1,13 +1,20 @@
-// Benchmark (not a test): HTTP through container-manager's public route, side by side with nginx and with a
+// Benchmark (not a test): HTTP through container-manager's public route, side by side with its peers and a
 // direct connection to the container, in one run. It prints numbers; it does not judge them.
 //
-// Sets everything up itself: installs Debian's nginx-light and wrk when missing (as root on Debian; else says
-// what to install); starts one session container (the fixture image) per path, so that one path's upstream
-// TIME_WAIT sockets never slow another's connects; nginx (1 worker, upstream keep-alive 64, access log off,
-// a temporary prefix, in the foreground as a child) as a reverse proxy on /previews/<id>/ with the prefix
-// stripped; and container-manager as `pnpm start` runs it (`node --import tsx src/main.ts`: node with the
-// tsx loader over the sources, without the pnpm and tsx wrapper processes, so the pid read is the service;
-// `--manager bundle` runs the tsup bundle instead), registered for its container. Then:
+// Sets everything up itself: installs Debian's nginx-light, haproxy, caddy and wrk when missing (as root on
+// Debian; else says what to install); starts one session container (the fixture image) per path, so that one
+// path's upstream TIME_WAIT sockets never slow another's connects. The paths, each a proxy on one core with
+// /previews/<id>/ stripped, upstream keep-alive and no access log unless said:
+//   direct   the container itself (ip:3000)
+//   nginx    1 worker, upstream keep-alive 64
+//   haproxy  nbthread 1, http-reuse always (peers.ts)
+//   caddy    GOMAXPROCS=1, handle_path + reverse_proxy (peers.ts)
+//   bare     proxy-core alone on node:http, one fixed target (bare-proxy.ts): what forwarding costs
+//   ours     container-manager as `pnpm start` runs it: its defaults, access log on (to its stdout pipe)
+//   lean     the same with ACCESS_LOG=false
+//   edge     edge-proxy as its start script runs it (WORKERS=1 here), reading a Redis that a second, idle
+//            container-manager publishes to
+// (`--manager bundle` runs the apps' tsup bundles instead of `node --import tsx src/main.ts`.) Then:
 //
 // 1. Scale (skip with --skip-scale): the in-memory registry with 10,000 sessions (memory per registration,
 //    lookup time cycling over 1,000 hot sessions against 1 session), in a process of its own
@@ -17,21 +24,19 @@
 //    --scale-rounds), with the edge's CPU time per request in each. First, while the proxies are fresh.
 // 2. With --profile: a CPU profile (--cpu-prof) of a second container-manager under the tiny c32 load; the
 //    top self-time functions of the samples taken during the load.
-// 3. Load: wrk -t1 -c<n> -d5s --latency against direct (container ip:3000), nginx, ours and edge
-//    (/previews/<id>/...; edge: edge-proxy as `pnpm --filter @sandbox/edge-proxy start` runs it, reading a
-//    Redis that a second, idle container-manager publishes to), in alternating rounds (direct, nginx, ours,
-//    edge, direct...) for each case:
-//    a tiny response (23 B) at 32 and at 256 connections, a 64 KiB response, a 16 KiB POST. Prints medians of
-//    the rounds (req/s, p50, p99, the proxy's RSS and CPU, upstream connection churn) and the ratios
-//    ours/nginx and ours/direct. Before a run, waits (at most 65 s) while more than 5,000 sockets towards
-//    its container are in TIME_WAIT: at 256 connections both proxies close upstream connections (64 idle
-//    kept), and a run started on exhausted ephemeral ports would measure the kernel's port search.
+// 3. Load: wrk -t1 -c<n> -d5s --latency against every path in alternating rounds, for each case: a tiny
+//    response (23 B) at 32 and at 256 connections, a 64 KiB response, a 16 KiB POST. Prints medians of the
+//    rounds (req/s, p50, p99, the proxy's RSS, CPU share and CPU µs per request, upstream connection churn),
+//    the ratios to nginx and to direct, and per case the goals' figures: ours and lean against nginx, the
+//    CPU per request of ours and lean against the bare proxy's, and what the access log costs. Before a run,
+//    waits (at most 65 s) while more than 5,000 sockets towards its container are in TIME_WAIT.
 //
-// Results go to bench/results/http.json. It stops by itself (a watchdog bounds the run), and cleans up the
-// children, the containers and the temporary directory, also on failure and on SIGINT/SIGTERM. When
-// container-manager dies during a run, the run is recorded as crashed (with the error) and it is restarted.
+// Results go to bench/results/http.json and, as a chart, bench/results/http.svg. It stops by itself (a
+// watchdog bounds the run), and cleans up the children, the containers and the temporary directory, also on
+// failure and on SIGINT/SIGTERM. When container-manager dies during a run, the run is recorded as crashed
+// (with the error) and it is restarted.
 //
-//   pnpm bench                                                  # from the root, about 7-8 minutes
+//   pnpm bench                                                  # from the root, about 15 minutes
 //   pnpm --filter @sandbox/bench bench --profile
 //   pnpm --filter @sandbox/bench bench --rounds 1 --duration 3 --cases tiny-c32,tiny-c256 --skip-scale
 //   pnpm --filter @sandbox/bench bench --nginx-keepalive 256     # nginx keeps every upstream connection

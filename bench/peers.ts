@@ -22,7 +22,8 @@ function haproxyConfig(port: number, upstream: string, sessionId: string, dir: s
   return `# written by bench/peers.ts
 global
   nbthread 1
-  maxconn 20000
+  # Two descriptors per connection must fit the open-files limit (20,000 here).
+  maxconn 8000
   pidfile ${dir}/haproxy.pid
 defaults
   mode http
@@ -47,7 +48,6 @@ function caddyConfig(port: number, upstream: string, sessionId: string): string 
 {
   admin off
   auto_https off
-  persist_config off
 }
 http://127.0.0.1:${port} {
   # /previews/<id>/rest -> /rest, as our proxy strips the prefix.
