@@ -71,6 +71,7 @@ export function benchmarkChart(cases: readonly ChartCase[], caption: string): st
   );
   const height = rps.height + cpu.height + 40;
   return `<svg xmlns="http://www.w3.org/2000/svg" width="760" height="${height}" font-family="sans-serif" font-size="12">
+<title>Requests per second and proxy CPU per request, side by side: ${xmlText(caption)}</title>
 <rect width="100%" height="100%" fill="white"/>
 ${rps.svg}
 ${cpu.svg}

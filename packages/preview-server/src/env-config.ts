@@ -107,8 +107,8 @@ export const sharedEnvShape = {
     .optional(),
   // Prometheus metrics on a port of their own (never the public one); unset: no metrics endpoint.
   METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
-  // One access line per request (with request ids); `false` trades them for throughput (measured: about a
-  // third of the requests per second of a tiny response on two cores go to writing them).
+  // One access line per request (with request ids). `false` saves what they cost: about 4 µs of CPU per
+  // request, the id, the line and its share of the writes (docs/performance.md).
   ACCESS_LOG: z
     .enum(['true', 'false'], { error: 'must be true or false' })
     .default('true')

@@ -28,6 +28,11 @@ export {
 } from './http-errors.js';
 export { createKeyMatcher, INTERNAL_KEY_HEADER_NAME, requireInternalKey } from './internal-key.js';
 export {
+  createLineDestination,
+  type LineDestination,
+  type LineDestinationOptions,
+} from './log-destination.js';
+export {
   createServiceLogger,
   LOG_LEVELS,
   type Logger,

@@ -45,3 +45,59 @@ describe('createServiceLogger', () => {
     expect(JSON.parse(out.text())).toMatchObject({ name: 't', msg: 'access', requestId: 'r1', status: 200 });
   });
 });
+
+describe('logAccess', () => {
+  const record = {
+    requestId: 'r2',
+    kind: 'http' as const,
+    route: '/previews',
+    sessionId: 's1',
+    port: 3000,
+    method: 'GET',
+    path: '/previews/s1/"quoted"\\',
+    status: 502,
+    bytesIn: 0,
+    bytesOut: 120,
+    durationMs: 0.125,
+    aborted: false,
+    error: 'UPSTREAM_CONNECT_FAILED',
+  };
+
+  it("writes, for the service logger, the line pino itself would write, after the turn's earlier lines", async () => {
+    const out = capture();
+    const logger = createServiceLogger({ name: 'svc', destination: out.stream });
+    logger.info({ n: 1 }, 'before');
+    logAccess(logger)(record);
+    logger.info(record, 'access');
+    await new Promise((resolve) => setImmediate(resolve));
+    const [before, fast, slow, extra] = out.text().split('\n');
+    expect(extra).toBe('');
+    expect(JSON.parse(before ?? '')).toMatchObject({ msg: 'before', n: 1 });
+    const { time: fastTime, ...fastLine } = JSON.parse(fast ?? '');
+    const { time: slowTime, ...slowLine } = JSON.parse(slow ?? '');
+    expect(fastLine).toEqual(slowLine);
+    expect(fastLine).toMatchObject({ level: 30, name: 'svc', pid: process.pid, msg: 'access', ...record });
+    expect(Math.abs(fastTime - slowTime)).toBeLessThan(1000);
+  });
+
+  it('follows the level, also when it changes at run time', async () => {
+    const out = capture();
+    const logger = createServiceLogger({ name: 'svc', level: 'warn', destination: out.stream });
+    const write = logAccess(logger);
+    write(record);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(out.text()).toBe('');
+    logger.level = 'debug';
+    write(record);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(JSON.parse(out.text())).toMatchObject({ msg: 'access', requestId: 'r2' });
+  });
+
+  it('goes through pino for a logger it did not make (a child keeps its bindings)', async () => {
+    const out = capture();
+    const child = createServiceLogger({ name: 'svc', destination: out.stream }).child({ worker: 2 });
+    logAccess(child)(record);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(JSON.parse(out.text())).toMatchObject({ msg: 'access', worker: 2, requestId: 'r2' });
+  });
+});

@@ -1,7 +1,10 @@
+import { hostname } from 'node:os';
 import type { AccessRecord } from '@sandbox/preview-routes';
 import type { UpstreamEngineChoice } from '@sandbox/proxy-core';
 import pino, { type Logger } from 'pino';
 import pretty from 'pino-pretty';
+import { accessLine, loggerBindings } from './access-line.js';
+import { createLineDestination } from './log-destination.js';
 
 export type { Logger } from 'pino';
 
@@ -15,8 +18,11 @@ export interface ServiceLoggerOptions {
   level?: (typeof LOG_LEVELS)[number];
   /** `json` (one object per line, the default) or `pretty` (for a terminal in development). */
   format?: 'json' | 'pretty';
-  /** Where lines go. Default: stdout, written asynchronously (one write per event-loop turn, not one per line). */
-  destination?: NodeJS.WritableStream;
+  /**
+   * Where lines go. Default: stdout, the lines of each event-loop turn in one write at its end
+   * ({@link createLineDestination}).
+   */
+  destination?: { write(chunk: string): unknown };
 }
 
 // Never written, whatever a caller passes: credentials of the internal API and of clients, at the places a
@@ -38,9 +44,13 @@ const REDACTED = ['req', 'res', 'request', 'response']
     'headers["set-cookie"]',
   ]);
 
+// The loggers createServiceLogger made, with what their access lines need: the stream pino writes to (an
+// access line goes to the same one, so lines stay in order) and the fields every line starts with.
+const accessPaths = new WeakMap<Logger, { stream: { write(chunk: string): unknown }; bindings: string }>();
+
 /**
- * The apps' logger: pino, JSON by default. Stdout is written asynchronously (the lines of one event-loop turn in one write); call
- * `logger.flush()` before exiting.
+ * The apps' logger: pino, JSON by default. Stdout gets the lines of one event-loop turn in one write at the
+ * turn's end (pending lines are also written at exit); `logger.flush()` writes them at once.
  */
 export function createServiceLogger({
   name,
@@ -49,8 +59,22 @@ export function createServiceLogger({
   destination,
 }: ServiceLoggerOptions): Logger {
   const options = { name, level, redact: { paths: REDACTED, censor: '[redacted]' } };
-  if (format === 'pretty') return pino(options, pretty({ sync: true, destination: destination ?? 1 }));
-  return pino(options, destination ?? pino.destination({ dest: 1, sync: false }));
+  const stream =
+    format === 'pretty'
+      ? pretty({ sync: true, destination: (destination as NodeJS.WritableStream | undefined) ?? 1 })
+      : (destination ??
+        createLineDestination({
+          onError: (error) =>
+            process.emitWarning(
+              `log lines to stdout are dropped from now on: ${error.code ?? error.message}`,
+            ),
+        }));
+  const logger = pino(options, stream as pino.DestinationStream);
+  accessPaths.set(logger, {
+    stream,
+    bindings: loggerBindings({ pid: process.pid, hostname: hostname(), name }),
+  });
+  return logger;
 }
 
 /**
@@ -68,7 +92,17 @@ export function logUpstreamEngine(logger: Logger, { engine, reason }: UpstreamEn
   else logger.info(fields, `upstream engine: ${engine} (${reason})`);
 }
 
-/** Writes one access line (info): the record's fields at the top level, message `access`. */
+/**
+ * Writes one access line (info): the record's fields at the top level, message `access`. For a logger from
+ * {@link createServiceLogger} the line is built by hand (see access-line.ts), the same JSON pino would
+ * write; any other logger gets `logger.info(record, 'access')`.
+ */
 export function logAccess(logger: Logger): (record: AccessRecord) => void {
-  return (record) => logger.info(record, 'access');
+  const fast = accessPaths.get(logger);
+  if (fast === undefined) return (record) => logger.info(record, 'access');
+  const { stream, bindings } = fast;
+  // levelVal follows logger.level when it is changed at run time.
+  return (record) => {
+    if (logger.levelVal <= 30) stream.write(accessLine(record, Date.now(), bindings));
+  };
 }

@@ -1,0 +1,180 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createLineDestination } from '../src/log-destination.js';
+
+const PACKAGE_DIR = join(import.meta.dirname, '..');
+const dir = mkdtempSync(join(tmpdir(), 'log-destination-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+interface Written {
+  stdout: string;
+  stderr: string;
+  code: number | null;
+}
+
+/** Runs test/fixtures/line-writer.ts with its stdout on a real pipe; `readAfterMs` leaves the pipe full meanwhile. */
+async function runWriter(env: Record<string, string>, readAfterMs = 0): Promise<Written> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/line-writer.ts'], {
+    cwd: PACKAGE_DIR,
+    env: { ...process.env, NODE_OPTIONS: '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const chunks: Buffer[] = [];
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  child.stdout.pause();
+  setTimeout(() => {
+    child.stdout.on('data', (chunk: Buffer) => chunks.push(chunk));
+    child.stdout.resume();
+  }, readAfterMs);
+  const [code] = (await once(child, 'close')) as [number | null];
+  return { stdout: Buffer.concat(chunks).toString('utf8'), stderr, code };
+}
+
+function expectNumberedLines(stdout: string, count: number, padBytes: number): void {
+  const lines = stdout.split('\n');
+  expect(lines.pop()).toBe('');
+  expect(lines).toHaveLength(count);
+  lines.forEach((line, i) => {
+    expect(JSON.parse(line)).toEqual({ n: i, pad: 'x'.repeat(padBytes), é: 'ü' });
+  });
+}
+
+describe('createLineDestination, on a real pipe', () => {
+  // 20,000 lines of about 230 bytes: 4.6 MB, seventy times what a pipe holds, so the writer meets a full
+  // pipe (a blocked write, or EAGAIN once Node made the pipe non-blocking) over and over.
+  for (const end of ['return', 'exit', 'flush'] as const) {
+    it(`delivers every line, whole and in order, to a reader that is behind (ending by ${end})`, async () => {
+      const written = await runWriter({ LINES: '20000', LINE_BYTES: '200', LINE_WRITER_END: end }, 300);
+      expect(written.code).toBe(0);
+      expect(written.stderr).toBe('');
+      expectNumberedLines(written.stdout, 20_000, 200);
+    });
+  }
+
+  it('waits out EAGAIN on a pipe Node made non-blocking, losing nothing', async () => {
+    const written = await runWriter({ LINES: '20000', LINE_BYTES: '200', TOUCH_STDOUT: '1' }, 300);
+    expect(written.code).toBe(0);
+    expect(written.stderr).toBe('');
+    expectNumberedLines(written.stdout, 20_000, 200);
+  });
+
+  it('never interleaves the lines of two processes sharing the pipe', async () => {
+    // Both writers on one pipe, as edge-proxy's workers share its stdout; a reader that is behind makes them
+    // wait on the full pipe together.
+    const writer = `"${process.execPath}" --import tsx test/fixtures/line-writer.ts`;
+    const child = spawn('bash', ['-c', `WRITER=a ${writer} & WRITER=b ${writer} & wait`], {
+      cwd: PACKAGE_DIR,
+      env: { ...process.env, NODE_OPTIONS: '', LINES: '20000', LINE_BYTES: '300' },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const chunks: Buffer[] = [];
+    child.stdout.pause();
+    setTimeout(() => {
+      child.stdout.on('data', (chunk: Buffer) => chunks.push(chunk));
+      child.stdout.resume();
+    }, 300);
+    const [code] = (await once(child, 'close')) as [number | null];
+    expect(code).toBe(0);
+    const lines = Buffer.concat(chunks).toString('utf8').split('\n');
+    expect(lines.pop()).toBe('');
+    const next = { a: 0, b: 0 };
+    for (const line of lines) {
+      const { writer, n } = JSON.parse(line) as { writer: 'a' | 'b'; n: number };
+      expect(n).toBe(next[writer]);
+      next[writer] += 1;
+    }
+    expect(next).toEqual({ a: 20_000, b: 20_000 });
+  });
+
+  it('keeps the process alive and serving when the reader is gone, and reports it once', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/line-writer.ts'], {
+      cwd: PACKAGE_DIR,
+      env: { ...process.env, NODE_OPTIONS: '', LINES: '10', STAY_MS: '500' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    child.stdout.destroy();
+    const [code] = (await once(child, 'close')) as [number | null];
+    expect(code).toBe(0);
+    expect(stderr.trim()).toBe('errors=EPIPE');
+  });
+});
+
+describe('createLineDestination, on a file', () => {
+  const file = (name: string) => join(dir, name);
+
+  it('writes a line within maxDelayMs without a flush, not one system call per line', async () => {
+    const path = file('delay.log');
+    const fd = openSync(path, 'w');
+    try {
+      const destination = createLineDestination({ fd, maxDelayMs: 50 });
+      destination.write('{"a":1}\n');
+      destination.write('{"a":2}\n');
+      expect(readFileSync(path, 'utf8')).toBe('');
+      const deadline = Date.now() + 2000;
+      while (readFileSync(path, 'utf8') === '' && Date.now() < deadline)
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      expect(readFileSync(path, 'utf8')).toBe('{"a":1}\n{"a":2}\n');
+    } finally {
+      closeSync(fd);
+    }
+  });
+
+  it('with maxDelayMs 0 writes at the end of the turn', async () => {
+    const path = file('turn.log');
+    const fd = openSync(path, 'w');
+    try {
+      const destination = createLineDestination({ fd, maxDelayMs: 0 });
+      destination.write('x\n');
+      expect(readFileSync(path, 'utf8')).toBe('');
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(readFileSync(path, 'utf8')).toBe('x\n');
+    } finally {
+      closeSync(fd);
+    }
+  });
+
+  it('writes when its buffer is full, and a line longer than the buffer whole, in order', () => {
+    const path = file('full.log');
+    const fd = openSync(path, 'w');
+    try {
+      const destination = createLineDestination({ fd, bufferBytes: 64, maxDelayMs: 60_000 });
+      const short = (n: number) => `${String(n).padStart(9, '0')}\n`;
+      for (let n = 0; n < 6; n++) destination.write(short(n));
+      // A line is taken while 3 bytes per character (UTF-8's worst case) still fit: lines 0-3 (40 bytes)
+      // went out when line 4 might not have fitted.
+      expect(readFileSync(path, 'utf8')).toBe([0, 1, 2, 3].map(short).join(''));
+      const long = `${'ü'.repeat(100)}\n`;
+      destination.write(long);
+      destination.write(short(6));
+      expect(readFileSync(path, 'utf8')).toBe([0, 1, 2, 3, 4, 5].map(short).join('') + long);
+      destination.flushSync();
+      expect(readFileSync(path, 'utf8')).toBe([0, 1, 2, 3, 4, 5].map(short).join('') + long + short(6));
+    } finally {
+      closeSync(fd);
+    }
+  });
+
+  it('flush(callback) writes what is pending, then calls back', async () => {
+    const path = file('flush.log');
+    const fd = openSync(path, 'w');
+    try {
+      const destination = createLineDestination({ fd, maxDelayMs: 60_000 });
+      destination.write('pending\n');
+      await new Promise<void>((resolve) => destination.flush(() => resolve()));
+      expect(readFileSync(path, 'utf8')).toBe('pending\n');
+    } finally {
+      closeSync(fd);
+    }
+  });
+});
