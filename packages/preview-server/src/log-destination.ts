@@ -8,6 +8,11 @@ export interface LineDestinationOptions {
   maxDelayMs?: number;
   /** Bytes gathered before a write, at most (a longer line goes on its own). Default 64 KiB. */
   bufferBytes?: number;
+  /**
+   * Bytes kept in memory while the descriptor takes none (a pipe whose reader is behind), at most; beyond
+   * them the writer waits for the reader. Default 8 MiB.
+   */
+  maxBacklogBytes?: number;
   /** Called once when the descriptor fails for good (EPIPE, EBADF...); later lines are dropped. */
   onError?: (error: NodeJS.ErrnoException) => void;
 }
@@ -15,13 +20,14 @@ export interface LineDestinationOptions {
 /** A pino destination: lines in, whole lines out to a file descriptor. */
 export interface LineDestination {
   write(chunk: string): boolean;
-  /** Writes what is pending now, then calls `callback` (pino's `logger.flush(cb)` calls this). */
+  /** Writes everything pending, waiting for the reader if need be, then calls `callback` (`logger.flush(cb)`). */
   flush(callback?: (error?: Error) => void): void;
+  /** Writes everything pending, waiting for the reader if need be. */
   flushSync(): void;
 }
 
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
-// What POSIX guarantees a pipe writes without interleaving (Linux: 4096).
+// What POSIX guarantees a pipe writes in one piece (Linux: 4096).
 const PIPE_BUF = 4096;
 const NEWLINE = 0x0a;
 
@@ -41,74 +47,133 @@ process.once('exit', () => {
  * write at the end of every turn: under load a turn serves a few requests, and the system call per turn
  * still cost about 2.6 µs per request (profiled, tiny responses at 32 connections).
  *
- * A full pipe (a log reader behind) makes the write wait, as Node's own stdout does on Linux: lines are
- * not dropped and memory does not grow. Pending lines are written when the process exits, also through
- * `process.exit()`; only a kill without a chance to run (SIGKILL) loses the last `maxDelayMs`.
+ * Writes are whole lines of at most PIPE_BUF bytes each: a pipe takes such a write in one piece, so the
+ * lines of processes sharing it (edge-proxy's workers share its stdout) never interleave mid-line.
+ *
+ * When the descriptor takes nothing (a non-blocking pipe whose reader is behind: EAGAIN), the lines wait in
+ * memory and are tried again every millisecond, without holding up the event loop, up to
+ * `maxBacklogBytes`; beyond that the writer waits for the reader (nothing is dropped, memory stays
+ * bounded). A blocking descriptor simply blocks, as Node's own stdout does on Linux. Pending lines are
+ * written at exit, `process.exit()` included; only a kill without a chance to run (SIGKILL) loses the
+ * last `maxDelayMs` (or the backlog).
  */
 export function createLineDestination(options: LineDestinationOptions = {}): LineDestination {
-  const { fd = 1, maxDelayMs = 10, bufferBytes = 64 * 1024, onError } = options;
+  const {
+    fd = 1,
+    maxDelayMs = 10,
+    bufferBytes = 64 * 1024,
+    maxBacklogBytes = 8 * 1024 * 1024,
+    onError,
+  } = options;
   const buffer = Buffer.allocUnsafe(bufferBytes);
   let used = 0;
+  // Bytes the descriptor did not take yet, in order, before anything in `buffer`.
+  const backlog: Buffer[] = [];
+  let backlogBytes = 0;
   let timer: NodeJS.Immediate | NodeJS.Timeout | undefined;
+  let timerIsImmediate = false;
   let failed = false;
 
-  // Writes bytes[from, to) however many calls it takes.
-  const writeSpan = (bytes: Buffer, from: number, to: number) => {
+  const fail = (error: NodeJS.ErrnoException) => {
+    failed = true;
+    open.delete(flushSync);
+    backlog.length = 0;
+    backlogBytes = 0;
+    used = 0;
+    onError?.(error);
+  };
+
+  // Writes bytes[from, to) as far as the descriptor takes them; returns where it stopped. `wait`: wait out a
+  // full descriptor (EAGAIN) instead of stopping there.
+  const writeSpan = (bytes: Buffer, from: number, to: number, wait: boolean): number => {
     let at = from;
     while (at < to && !failed) {
       try {
         at += writeSync(fd, bytes, at, to - at);
       } catch (error) {
-        const code = (error as NodeJS.ErrnoException).code;
-        // A non-blocking descriptor (Node makes a pipe one once anything uses process.stdout) that is full:
-        // wait for the reader, a millisecond at a time, as a blocking write would.
-        if (code === 'EAGAIN') {
-          Atomics.wait(sleeper, 0, 0, 1);
-          continue;
-        }
-        failed = true;
-        open.delete(flushSync);
-        onError?.(error as NodeJS.ErrnoException);
+        if ((error as NodeJS.ErrnoException).code !== 'EAGAIN') fail(error as NodeJS.ErrnoException);
+        else if (!wait) return at;
+        else Atomics.wait(sleeper, 0, 0, 1);
       }
     }
+    return failed ? to : at;
   };
 
-  // In pieces of whole lines of at most PIPE_BUF bytes: a pipe takes such a write in one piece, so the lines
-  // of processes sharing it (edge-proxy's workers share its stdout) never interleave mid-line.
-  const writeAll = (bytes: Buffer, length: number) => {
+  // Writes bytes[0, length) in whole-line pieces of at most PIPE_BUF; returns how many bytes went.
+  const writeLines = (bytes: Buffer, length: number, wait: boolean): number => {
     let at = 0;
-    while (at < length && !failed) {
+    while (at < length) {
       let end = length;
       if (end - at > PIPE_BUF) {
         const lastNewline = bytes.lastIndexOf(NEWLINE, at + PIPE_BUF - 1);
         if (lastNewline >= at) end = lastNewline + 1;
         else {
-          // One line longer than PIPE_BUF: it goes whole, it cannot go atomically anyway.
+          // One line longer than PIPE_BUF: it goes whole, it cannot go in one piece anyway.
           const next = bytes.indexOf(NEWLINE, at + PIPE_BUF);
           end = next === -1 || next >= length ? length : next + 1;
         }
       }
-      writeSpan(bytes, at, end);
+      const reached = writeSpan(bytes, at, end, wait);
+      if (reached < end) return reached;
       at = end;
     }
+    return length;
   };
 
-  function flushSync() {
-    if (timer !== undefined) {
-      if (maxDelayMs === 0) clearImmediate(timer as NodeJS.Immediate);
-      else clearTimeout(timer as NodeJS.Timeout);
-      timer = undefined;
+  // Writes the backlog, oldest first; whether it is all gone.
+  const drainBacklog = (wait: boolean): boolean => {
+    while (backlog.length > 0) {
+      const head = backlog[0] as Buffer;
+      const written = writeLines(head, head.length, wait);
+      backlogBytes -= written;
+      if (written < head.length) {
+        backlog[0] = head.subarray(written);
+        return false;
+      }
+      backlog.shift();
     }
-    if (used === 0) return;
-    const length = used;
-    used = 0;
-    writeAll(buffer, length);
-  }
+    return true;
+  };
+
+  const clearTimer = () => {
+    if (timer === undefined) return;
+    if (timerIsImmediate) clearImmediate(timer as NodeJS.Immediate);
+    else clearTimeout(timer as NodeJS.Timeout);
+    timer = undefined;
+  };
 
   const onTimer = () => {
     timer = undefined;
-    flushSync();
+    flush(false);
   };
+
+  const schedule = (ms: number) => {
+    if (timer !== undefined) return;
+    timerIsImmediate = ms === 0;
+    timer = ms === 0 ? setImmediate(onTimer) : setTimeout(onTimer, ms);
+    // Pending lines do not keep the process alive: the exit listener writes them.
+    timer.unref();
+  };
+
+  function flush(wait: boolean) {
+    clearTimer();
+    if (failed) return;
+    const drained = drainBacklog(wait);
+    if (used > 0) {
+      const written = drained ? writeLines(buffer, used, wait) : 0;
+      if (written < used && !failed) {
+        backlog.push(Buffer.from(buffer.subarray(written, used)));
+        backlogBytes += used - written;
+      }
+      used = 0;
+    }
+    if (backlogBytes > maxBacklogBytes) drainBacklog(true);
+    if (backlogBytes > 0) schedule(1);
+  }
+
+  function flushSync() {
+    flush(true);
+  }
 
   open.add(flushSync);
 
@@ -118,19 +183,25 @@ export function createLineDestination(options: LineDestinationOptions = {}): Lin
       // UTF-8 takes at most 3 bytes per UTF-16 code unit.
       const most = chunk.length * 3;
       if (used + most > bufferBytes) {
-        flushSync();
+        flush(false);
         if (most > bufferBytes) {
           const bytes = Buffer.from(chunk, 'utf8');
-          writeAll(bytes, bytes.length);
+          if (backlogBytes === 0) {
+            const written = writeLines(bytes, bytes.length, false);
+            if (written === bytes.length) return true;
+            backlog.push(bytes.subarray(written));
+            backlogBytes += bytes.length - written;
+          } else {
+            backlog.push(bytes);
+            backlogBytes += bytes.length;
+          }
+          if (backlogBytes > maxBacklogBytes) drainBacklog(true);
+          schedule(1);
           return true;
         }
       }
       used += buffer.write(chunk, used, 'utf8');
-      if (timer === undefined) {
-        timer = maxDelayMs === 0 ? setImmediate(onTimer) : setTimeout(onTimer, maxDelayMs);
-        // A pending line does not keep the process alive: the exit listener writes it.
-        timer.unref();
-      }
+      schedule(maxDelayMs);
       return true;
     },
     flush(callback) {

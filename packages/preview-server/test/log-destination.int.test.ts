@@ -65,6 +65,29 @@ describe('createLineDestination, on a real pipe', () => {
     expectNumberedLines(written.stdout, 20_000, 200);
   });
 
+  it('keeps lines in memory while the reader is behind, without holding up the event loop', async () => {
+    // 8,000 lines of about 230 bytes (1.8 MB, under the 8 MiB backlog) while the reader waits 500 ms.
+    const written = await runWriter(
+      { LINES: '8000', LINE_BYTES: '200', TOUCH_STDOUT: '1', REPORT_BLOCKED: '1' },
+      500,
+    );
+    expect(written.code).toBe(0);
+    const blockedMs = Number(/blockedMs=(\d+)/.exec(written.stderr)?.[1]);
+    expect(blockedMs).toBeLessThan(250);
+    expectNumberedLines(written.stdout, 8000, 200);
+  });
+
+  it('waits for the reader once the backlog is full, losing nothing', async () => {
+    const written = await runWriter(
+      { LINES: '8000', LINE_BYTES: '200', TOUCH_STDOUT: '1', REPORT_BLOCKED: '1', MAX_BACKLOG: '65536' },
+      500,
+    );
+    expect(written.code).toBe(0);
+    const blockedMs = Number(/blockedMs=(\d+)/.exec(written.stderr)?.[1]);
+    expect(blockedMs).toBeGreaterThanOrEqual(300);
+    expectNumberedLines(written.stdout, 8000, 200);
+  });
+
   it('never interleaves the lines of two processes sharing the pipe', async () => {
     // Both writers on one pipe, as edge-proxy's workers share its stdout; a reader that is behind makes them
     // wait on the full pipe together.
