@@ -9,8 +9,8 @@ import {
   type IncomingMessage,
   type ServerResponse,
 } from 'node:http';
-import { type AddressInfo, createServer as createTcpServer, type Server, type Socket } from 'node:net';
-import { Readable } from 'node:stream';
+import { type AddressInfo, createServer as createTcpServer, type Server, Socket } from 'node:net';
+import { PassThrough, Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
@@ -456,6 +456,81 @@ describe('native upstream client', { timeout: 5000 }, () => {
       expect(echo.headers['transfer-encoding']).toBeUndefined();
       expect(echo.length).toBe(whole.length);
       expect(echo.sha256).toBe(sha256(whole));
+    });
+
+    it('sends a body that is already here in the same write as its head', async () => {
+      // What each write hands the kernel: the container reads too late to tell two quick writes from one,
+      // so the socket's write calls are what is observed (one writev of both, rather than two writes).
+      const writes: string[] = [];
+      type Chunk = Buffer | string;
+      const proto = Socket.prototype as unknown as {
+        _writev(chunks: { chunk: Chunk }[], cb: () => void): void;
+        _write(chunk: Chunk, encoding: string, cb: () => void): void;
+      };
+      const { _writev: writev, _write: write } = proto;
+      const restore = () => {
+        proto._writev = writev;
+        proto._write = write;
+      };
+      cleanups.push(restore);
+      proto._writev = function (this: Socket, chunks, cb) {
+        writes.push(chunks.map(({ chunk }) => chunk.toString()).join(''));
+        writev.call(this, chunks, cb);
+      };
+      proto._write = function (this: Socket, chunk, encoding, cb) {
+        writes.push(chunk.toString());
+        write.call(this, chunk, encoding, cb);
+      };
+      try {
+        const server = await startEchoServer();
+        const client = newClient();
+        // A kept-alive connection, as under load: the request is written as soon as it is dispatched.
+        expect((await send(client, { origin: server.origin })).status).toBe(200);
+        writes.length = 0;
+        const body = new PassThrough();
+        body.end('the body');
+        const outcome = await send(client, {
+          origin: server.origin,
+          method: 'POST',
+          path: '/upload',
+          headers: ['content-length', String('the body'.length)],
+          body,
+        });
+        expect(echoOf(outcome).length).toBe('the body'.length);
+        const requestWrites = writes.filter((text) => text.startsWith('POST ') || text === 'the body');
+        expect(requestWrites).toHaveLength(1);
+        expect(requestWrites[0]).toMatch(/^POST \/upload HTTP\/1\.1\r\n[\s\S]*\r\n\r\nthe body$/);
+      } finally {
+        restore();
+      }
+    });
+
+    it('does not hold the head back for a body that is not here yet', async () => {
+      let headAt = 0;
+      const reads: Buffer[] = [];
+      const server = await listen(
+        createTcpServer((socket) => {
+          socket.on('error', () => {});
+          socket.on('data', (data: Buffer) => {
+            reads.push(data);
+            if (headAt === 0 && Buffer.concat(reads).includes('\r\n\r\n')) headAt = performance.now();
+            if (Buffer.concat(reads).includes('late')) socket.end(OK);
+          });
+        }),
+      );
+      const body = new PassThrough();
+      const sent = send(newClient(), {
+        origin: server.origin,
+        method: 'POST',
+        path: '/upload',
+        headers: ['content-length', '4'],
+        body,
+      });
+      const started = performance.now();
+      await until(() => headAt > 0, 2000, 'the head');
+      expect(headAt - started).toBeLessThan(200);
+      body.end('late');
+      expect((await sent).status).toBe(200);
     });
 
     it.each([
