@@ -30,19 +30,29 @@
 //    the ratios to nginx and to direct, and per case the goals' figures: ours and lean against nginx, the
 //    CPU per request of ours and lean against the bare proxy's, and what the access log costs. Before a run,
 //    waits (at most 65 s) while more than 5,000 sockets towards its container are in TIME_WAIT.
+// 4. Every core (skip with --skip-cores): the same tiny response at 32 connections, wrk still -t1 (on a
+//    2-core machine wrk, the container and the proxy share the CPUs), on all of the machine's cores
+//    (os.cpus().length): direct, nginx with that many workers, HAProxy with that many threads, Caddy with
+//    GOMAXPROCS at it, and a second edge-proxy with WORKERS at it (its container registered through the same
+//    publisher). Each of these four gets a fresh container and is stopped at the end of the section; same
+//    rounds, duration, warm-up and TIME_WAIT wait as the load cases; the CPU per request counts every
+//    process of the path (nginx's master and workers, the edge's primary and workers). Prints a table like
+//    the load cases' and the edge's figures against nginx's and HAProxy's.
 //
-// Results go to bench/results/http.json and, as a chart, bench/results/http.svg. It stops by itself (a
+// Results go to bench/results/http.json (the every-core section under `cores`) and, as a chart with the
+// every-core section as its last case, bench/results/http.svg. It stops by itself (a
 // watchdog bounds the run), and cleans up the children, the containers and the temporary directory, also on
 // failure and on SIGINT/SIGTERM. When container-manager dies during a run, the run is recorded as crashed
 // (with the error) and it is restarted.
 //
-//   pnpm bench                                                  # from the root, about 15 minutes
+//   pnpm bench                                                  # from the root, about 17 minutes
 //   pnpm --filter @sandbox/bench bench --profile
 //   pnpm --filter @sandbox/bench bench --rounds 1 --duration 3 --cases tiny-c32,tiny-c256 --skip-scale
 //   pnpm --filter @sandbox/bench bench --nginx-keepalive 256     # nginx keeps every upstream connection
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { get as httpGet } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { cpus, loadavg, release, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -60,7 +70,7 @@ import {
   tcpSocketsTowards,
   type WrkReport,
 } from '@sandbox/test-fixtures';
-import { benchmarkChart } from './chart.js';
+import { benchmarkChart, type ChartCase } from './chart.js';
 import { type Peer, startCaddy, startHaproxy } from './peers.js';
 import {
   APP_DIR,
@@ -102,6 +112,7 @@ const { values: flags } = parseArgs({
     duration: { type: 'string' },
     cases: { type: 'string' },
     'skip-scale': { type: 'boolean' },
+    'skip-cores': { type: 'boolean' },
     'scale-rounds': { type: 'string' },
     profile: { type: 'boolean' },
     manager: { type: 'string' },
@@ -116,6 +127,9 @@ const MANAGER_MODE = flags.manager ?? 'source';
 if (MANAGER_MODE !== 'source' && MANAGER_MODE !== 'bundle')
   throw new Error(`--manager must be source or bundle, got ${MANAGER_MODE}`);
 const SCALE = flags['skip-scale'] !== true;
+const EVERY_CORE = flags['skip-cores'] !== true;
+/** The every-core section's worker, thread or GOMAXPROCS count: all of the machine's cores. */
+const CORES = cpus().length;
 // The edge-at-scale goal is a 5 % difference, and single 5 s rounds on a shared 2-core machine swing
 // by more than that either way: more rounds than the load cases by default, for a steadier median.
 const SCALE_ROUNDS = Math.floor(numberFlag(flags['scale-rounds'], 'scale-rounds', 9, 1, 15));
@@ -143,6 +157,8 @@ interface BenchCase {
   name: string;
   label: string;
   connections: number;
+  /** wrk's threads (-t); 1 unless said. */
+  threads?: number;
   /** Path on the app (after the prefix). */
   path: string;
   post?: boolean;
@@ -163,6 +179,20 @@ const CASES = flags.cases
     })
   : ALL_CASES;
 
+// The every-core section: the peers and the edge on every core, against the container itself. The paths
+// without a multi-core setting (bare, ours, lean: container-manager is one process) are left out.
+type CorePathName = Extract<PathName, 'direct' | 'nginx' | 'haproxy' | 'caddy' | 'edge'>;
+const CORE_PATHS: CorePathName[] = ['direct', 'nginx', 'haproxy', 'caddy', 'edge'];
+const CORES_CASE: BenchCase = {
+  name: 'tiny-c32-cores',
+  label: `tiny c32, every core (${CORES})`,
+  connections: 32,
+  // Still one wrk thread, as in the load cases: on 2 cores wrk, the container and the proxy share the CPUs,
+  // and a second wrk thread would take the core the proxy's second worker is meant to get.
+  threads: 1,
+  path: TINY_PATH,
+};
+
 /** Before a run, at most this many sockets may be in TIME_WAIT towards its container (of ~28k ports). */
 const TIME_WAIT_LIMIT = 5000;
 /** They last 60 s on Linux; waiting longer would not help. */
@@ -175,6 +205,12 @@ const WATCHDOG_MS =
   // Waits for TIME_WAIT sockets to expire (the 256-connection case).
   CASES.length * ROUNDS * 2 * TIME_WAIT_MAX_WAIT_MS +
   (SCALE ? 120_000 : 0) +
+  // Every core: four containers and four proxies started, stopped and removed; one TIME_WAIT wait a round.
+  (EVERY_CORE
+    ? 90_000 +
+      CORE_PATHS.length * (ROUNDS * (DURATION_S + 3) + WARMUP_S + 3) * 1000 +
+      ROUNDS * TIME_WAIT_MAX_WAIT_MS
+    : 0) +
   (PROFILE ? 60_000 : 0);
 
 // ---------------------------------------------------------------------------------------------------------
@@ -222,7 +258,7 @@ async function toolVersion(file: string, args: string[]): Promise<string> {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// nginx: master + 1 worker, in the foreground, everything under a temporary prefix.
+// nginx: master + 1 worker (N in the every-core section), in the foreground, under a temporary prefix.
 
 interface Nginx {
   child: ChildProcess;
@@ -241,10 +277,16 @@ function hardFilesLimit(): number {
   return hard === undefined || hard === 'unlimited' ? 65536 : Number(hard);
 }
 
-function nginxConfig(prefix: string, port: number, upstream: string, sessionId: string): string {
+function nginxConfig(
+  prefix: string,
+  port: number,
+  upstream: string,
+  sessionId: string,
+  workers: number,
+): string {
   const files = Math.min(65536, hardFilesLimit());
   return `# written by bench/http.ts
-worker_processes 1;
+worker_processes ${workers};
 daemon off;
 pid ${prefix}/nginx.pid;
 error_log ${prefix}/error.log warn;
@@ -280,10 +322,19 @@ http {
 `;
 }
 
-/** Started once it serves the session's container through the prefix. */
-async function startNginx(binary: string, dir: string, upstream: string, sessionId: string): Promise<Nginx> {
+/**
+ * Started once it serves the session's container through the prefix; `workers` worker processes (one unless
+ * told). Its prefix is <dir>/nginx: a second one needs another `dir`.
+ */
+async function startNginx(
+  binary: string,
+  dir: string,
+  upstream: string,
+  sessionId: string,
+  workers = 1,
+): Promise<Nginx> {
   const { child, pid, port, prefix, config, output } = await spawnNginx(binary, dir, (prefix, port) =>
-    nginxConfig(prefix, port, upstream, sessionId),
+    nginxConfig(prefix, port, upstream, sessionId, workers),
   );
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 15_000;
@@ -330,10 +381,11 @@ async function startManager(
 
 /**
  * edge-proxy as `pnpm --filter @sandbox/edge-proxy start` runs it (its defaults), reading from `redisUrl`, on
- * one process (WORKERS=1): the load cases compare one core with one core.
+ * one process (WORKERS=1) unless told: the load cases compare one core with one core. With more, the
+ * returned pid is the cluster's primary, its workers are its children (childPids).
  */
-function startEdge(redisUrl: string): Promise<Manager> {
-  return startApp(EDGE_DIR, 'edge-proxy', [], { REDIS_URL: redisUrl, WORKERS: '1' });
+function startEdge(redisUrl: string, workers = 1): Promise<Manager> {
+  return startApp(EDGE_DIR, 'edge-proxy', [], { REDIS_URL: redisUrl, WORKERS: String(workers) });
 }
 
 /** proxy-core alone on node:http, forwarding the prefix to the container (bare-proxy.ts). */
@@ -397,7 +449,7 @@ let wrkBinary = 'wrk';
 let postScript = '';
 
 async function runWrk(url: string, c: BenchCase, seconds: number, script?: string): Promise<WrkResult> {
-  const args = ['-t1', `-c${c.connections}`, `-d${seconds}s`, '--latency', '--timeout', '5s'];
+  const args = [`-t${c.threads ?? 1}`, `-c${c.connections}`, `-d${seconds}s`, '--latency', '--timeout', '5s'];
   const lua = script ?? (c.post ? postScript : undefined);
   if (lua !== undefined) args.push('-s', lua);
   args.push(url);
@@ -791,6 +843,250 @@ async function edgeAtScale(dir: string, box: SessionContainer) {
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// Every core: direct, nginx, HAProxy, Caddy and the edge on all of the machine's cores.
+
+/** The wrk command line of a case's runs, for the output and the results. */
+function wrkCommand(c: BenchCase, seconds: number): string {
+  return `wrk -t${c.threads ?? 1} -c${c.connections} -d${seconds}s --latency --timeout 5s`;
+}
+
+/**
+ * Resolves once the cluster's primary said that all `workers` listen: startService returns at the first
+ * `listening on`, which may be one worker's, and a worker not yet listening gets no connections.
+ */
+async function waitForWorkers(service: Manager, workers: number): Promise<void> {
+  if (workers <= 1) return;
+  const all = new RegExp(`listening on \\S+ \\(${workers} workers\\)`);
+  const deadline = Date.now() + 30_000;
+  while (!all.test(service.output())) {
+    if (service.child.exitCode !== null || Date.now() > deadline)
+      throw new Error(
+        `edge-proxy: not all of its ${workers} workers listened:\n${service.output().slice(-4000)}`,
+      );
+    await sleep(50);
+  }
+}
+
+/** The status of one GET on a connection of its own (0 when it fails): fetch would reuse its connection. */
+function statusOnNewConnection(url: string): Promise<number> {
+  return new Promise((resolve) => {
+    const req = httpGet(url, { agent: false, timeout: 2000 }, (res) => {
+      res.resume();
+      res.once('close', () => resolve(res.statusCode ?? 0));
+    });
+    req.once('timeout', () => req.destroy());
+    req.once('error', () => resolve(0));
+  });
+}
+
+/**
+ * Every worker of an edge cluster serves `url`: each reads Redis on its own, and waitUntilServed's requests,
+ * on one kept-alive connection, reach one worker. The primary hands new connections to the workers in turn,
+ * so 4 x workers answers of 200 in a row, each on a new connection, have been through every one of them.
+ */
+async function waitUntilServedByEvery(url: string, workers: number): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  let inARow = 0;
+  while (inARow < 4 * workers) {
+    const status = await statusOnNewConnection(url);
+    if (status === 200) {
+      inARow += 1;
+      continue;
+    }
+    inARow = 0;
+    if (Date.now() > deadline) throw new Error(`${url} still answers ${status} on some worker after 10 s`);
+    await sleep(50);
+  }
+}
+
+interface EveryCoreSetup {
+  tools: { nginx: string; haproxy: string; caddy: string };
+  /** The run's temporary directory. */
+  dir: string;
+  /** The load cases' direct container: the container itself needs no setting per core count. */
+  direct: SessionContainer;
+  /** The idle container-manager the load cases' edge reads from, through `redisUrl`. */
+  publisher: Manager;
+  redisUrl: string;
+}
+
+interface EveryCoreGoal {
+  edgeXNginx: number;
+  edgeXHaproxy: number;
+  p99XNginx?: number;
+  cpuPerRequestXNginx?: number;
+}
+
+type EveryCoreResult = { config: Record<string, unknown> } & (
+  | { case: BenchCase; paths: Record<CorePathName, PathSummary>; goal: EveryCoreGoal }
+  | { error: string }
+);
+
+/**
+ * The every-core section: nginx, HAProxy, Caddy and a second edge-proxy, each set to CORES and on a fresh
+ * container of its own (no TIME_WAIT left by the load cases in the way), measured in alternating rounds with
+ * the direct container. They are stopped, and their containers removed, at the end; on a failure too (and
+ * cleanup would end them anyway: they are tracked children). A failure is the result's `error`.
+ */
+async function everyCore({
+  tools,
+  dir,
+  direct,
+  publisher,
+  redisUrl,
+}: EveryCoreSetup): Promise<EveryCoreResult> {
+  const c = CORES_CASE;
+  const config: Record<string, unknown> = {
+    cores: CORES,
+    connections: c.connections,
+    wrkThreads: c.threads ?? 1,
+    wrk: wrkCommand(c, DURATION_S),
+    order: `alternating rounds: ${CORE_PATHS.join(', ')}, ${CORE_PATHS[0]}, ...`,
+    nginxWorkers: CORES,
+    haproxyNbthread: CORES,
+    caddyGomaxprocs: CORES,
+    edgeWorkers: CORES,
+    containers: "direct: the load cases' direct container; every other path a fresh one of its own",
+    proxyCpu:
+      'every process of the path: nginx master + workers, the HAProxy process (all its threads), the Caddy' +
+      ' process, the edge primary + workers',
+  };
+  const containers: SessionContainer[] = [];
+  const services: { child: ChildProcess }[] = [];
+  const fresh = async () => {
+    const box = await startSessionContainer({ ports: [3000] });
+    containers.push(box);
+    return box;
+  };
+  const kept = <T extends { child: ChildProcess }>(service: T): T => {
+    services.push(service);
+    return service;
+  };
+  try {
+    // Every start settles before a failure is thrown: the finally below then stops all that did start.
+    const boxesStarting = [fresh(), fresh(), fresh(), fresh()] as const;
+    await Promise.allSettled(boxesStarting);
+    const [nginxBox, haproxyBox, caddyBox, edgeBox] = await Promise.all(boxesStarting);
+    const boxes: Record<CorePathName, SessionContainer> = {
+      direct,
+      nginx: nginxBox,
+      haproxy: haproxyBox,
+      caddy: caddyBox,
+      edge: edgeBox,
+    };
+    const ipOf = (path: CorePathName) => {
+      const ip = boxes[path].ip;
+      if (!ip) throw new Error(`the every-core ${path} session container has no IP address`);
+      return ip;
+    };
+    const prefixOf = (path: CorePathName) => `/previews/${boxes[path].sessionId}`;
+    // Registered as the load cases' edge container is: the edge finds it in what the publisher wrote to Redis.
+    await register(publisher, boxes.edge);
+    // A folder of their own: the one-core nginx, HAProxy and Caddy (still running) keep <dir>/nginx and so on.
+    const coresDir = join(dir, 'cores');
+    const starting = [
+      startNginx(tools.nginx, coresDir, `${ipOf('nginx')}:3000`, boxes.nginx.sessionId, CORES).then(kept),
+      startHaproxy(tools.haproxy, coresDir, `${ipOf('haproxy')}:3000`, boxes.haproxy.sessionId, CORES).then(
+        kept,
+      ),
+      startCaddy(tools.caddy, coresDir, `${ipOf('caddy')}:3000`, boxes.caddy.sessionId, CORES).then(kept),
+      startEdge(redisUrl, CORES).then(kept),
+    ] as const;
+    await Promise.allSettled(starting);
+    const [ngx, haproxy, caddy, edge] = await Promise.all(starting);
+    Object.assign(config, {
+      nginxConfig: ngx.config,
+      haproxyConfig: haproxy.config,
+      caddyConfig: caddy.config,
+      edge: `WORKERS=${CORES} ${edge.command}`,
+    });
+    await waitForWorkers(edge, CORES);
+    await waitUntilServed(`${edge.url}${prefixOf('edge')}/`);
+    if (CORES > 1) await waitUntilServedByEvery(`${edge.url}${prefixOf('edge')}/`, CORES);
+
+    const serviceUrl: Record<Exclude<CorePathName, 'direct'>, string> = {
+      nginx: ngx.url,
+      haproxy: haproxy.url,
+      caddy: caddy.url,
+      edge: edge.url,
+    };
+    const baseOf = (path: CorePathName) =>
+      path === 'direct' ? `http://${ipOf('direct')}:3000` : `${serviceUrl[path]}${prefixOf(path)}`;
+    const urlOf = (path: CorePathName) => `${baseOf(path)}${c.path}`;
+    // All of a path's processes: its CPU time per request is what the whole proxy spends.
+    const pidsOf: Record<CorePathName, (() => number[]) | undefined> = {
+      direct: undefined,
+      nginx: () => ngx.pids(),
+      haproxy: () => [haproxy.pid],
+      caddy: () => [caddy.pid],
+      edge: () => [edge.pid, ...childPids(edge.pid)],
+    };
+    for (const path of CORE_PATHS) await checkPath(baseOf(path), c, path);
+    for (const path of CORE_PATHS) await runWrk(urlOf(path), c, WARMUP_S);
+    const runs = Object.fromEntries(CORE_PATHS.map((path) => [path, []])) as unknown as Record<
+      CorePathName,
+      RunResult[]
+    >;
+    for (let r = 0; r < ROUNDS; r++) {
+      for (const path of CORE_PATHS) {
+        await sleep(300);
+        const waitedMs = await drainTimeWait(ipOf(path), 3000);
+        if (waitedMs > 1000)
+          console.log(
+            `  (waited ${round(waitedMs / 1000, 0)} s for TIME_WAIT sockets towards the ${path} container)`,
+          );
+        const run = await measuredRun(urlOf(path), c, DURATION_S, pidsOf[path], r, ipOf(path));
+        runs[path].push({ ...run, waitedMs });
+        printRun(c, path, run);
+      }
+    }
+    const urls = Object.fromEntries(CORE_PATHS.map((path) => [path, urlOf(path)])) as Record<
+      CorePathName,
+      string
+    >;
+    const lost = Object.fromEntries(CORE_PATHS.map((path) => [path, 0])) as Record<CorePathName, number>;
+    const paths = summarize(CORE_PATHS, runs, urls, lost);
+    const times = (a?: number, b?: number) =>
+      a !== undefined && b !== undefined && b > 0 ? { value: round(a / b, 3) } : undefined;
+    const p99 = times(paths.edge.p99Ms, paths.nginx.p99Ms);
+    const cpu = times(paths.edge.cpuUsPerRequest, paths.nginx.cpuUsPerRequest);
+    const goal: EveryCoreGoal = {
+      edgeXNginx: paths.edge.xNginx,
+      edgeXHaproxy: sameRoundRatio(paths.edge.rounds, paths.haproxy.rounds),
+      ...(p99 ? { p99XNginx: p99.value } : {}),
+      ...(cpu ? { cpuPerRequestXNginx: cpu.value } : {}),
+    };
+    return { config, case: c, paths, goal };
+  } catch (error) {
+    return { config, error: error instanceof Error ? error.message.slice(0, 4000) : String(error) };
+  } finally {
+    await Promise.all(services.map((service) => stopChild(service.child, 'SIGTERM', 5000).catch(() => {})));
+    await Promise.all(containers.map((box) => box.remove().catch(() => {})));
+  }
+}
+
+/** The every-core section's table, and the edge's figures against nginx's and HAProxy's. */
+function printEveryCore(cores: EveryCoreResult): void {
+  console.log('');
+  if ('error' in cores) {
+    console.log(`every core (${CORES}): failed: ${cores.error}`);
+    return;
+  }
+  console.log(
+    `every core (${CORES}): ${String(cores.config.wrk)}; nginx ${CORES} workers, HAProxy nbthread ${CORES},` +
+      ` Caddy GOMAXPROCS=${CORES}, edge WORKERS=${CORES}; RSS/CPU: all of the path's processes`,
+  );
+  printTable(CORE_PATHS, [{ case: cores.case, paths: cores.paths }]);
+  const { goal } = cores;
+  const fixed = (value?: number) => (value === undefined || !Number.isFinite(value) ? '-' : value.toFixed(2));
+  console.log(
+    `every core (${CORES}): edge ${fixed(goal.edgeXNginx)}x nginx (${CORES} workers) req/s,` +
+      ` ${fixed(goal.edgeXHaproxy)}x HAProxy (${CORES} threads); p99 ${fixed(goal.p99XNginx)}x nginx's;` +
+      ` CPU per request ${fixed(goal.cpuPerRequestXNginx)}x nginx's`,
+  );
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // CPU profile of a container-manager under the tiny load.
 
 interface ProfileNode {
@@ -900,6 +1196,15 @@ async function cpuProfile(box: SessionContainer, dir: string) {
 // ---------------------------------------------------------------------------------------------------------
 // Output.
 
+/** One measured run, as it ends. */
+function printRun(c: BenchCase, path: PathName, run: RunResult): void {
+  console.log(
+    `  ${c.name} round ${run.round + 1} ${pad(path, 6)} ${fmtRps(run.requestsPerSecond)} req/s, p50 ${fmtMs(run.latencyMs.p50)} ms,` +
+      ` p99 ${fmtMs(run.latencyMs.p99)} ms${run.proxyCpuPercent === undefined ? '' : `, proxy CPU ${run.proxyCpuPercent}% (sys ${run.proxySysPercent}%)`}` +
+      `, TIME_WAIT to the container ${run.upstreamTimeWait.before} -> ${run.upstreamTimeWait.after}`,
+  );
+}
+
 function fmtRps(value: number): string {
   return value >= 10_000 ? `${round(value / 1000, 1)}k` : `${Math.round(value)}`;
 }
@@ -935,25 +1240,33 @@ interface PathSummary {
   crashes: number;
 }
 
-function summarize(
-  runs: Record<PathName, RunResult[]>,
-  urls: Record<PathName, string>,
-  crashes: Record<PathName, number>,
-) {
-  const out = {} as Record<PathName, PathSummary>;
-  for (const path of PATHS) {
+/** Median over rounds of (req/s in `list`) / (req/s in `others` in the same round). */
+function sameRoundRatio(list: RunResult[], others: RunResult[]): number {
+  return round(
+    median(
+      list
+        .map(
+          (r) =>
+            r.requestsPerSecond / (others.find((o) => o.round === r.round)?.requestsPerSecond ?? Number.NaN),
+        )
+        .filter((v) => Number.isFinite(v)),
+    ),
+    3,
+  );
+}
+
+/** Each of `paths` over its rounds; the ratios are to nginx and direct, which every path list has. */
+function summarize<P extends PathName>(
+  paths: readonly P[],
+  runs: Record<P | 'nginx' | 'direct', RunResult[]>,
+  urls: Record<P, string>,
+  crashes: Record<P, number>,
+): Record<P, PathSummary> {
+  const out = {} as Record<P, PathSummary>;
+  for (const path of paths) {
     const list = runs[path];
-    const sameRound = (other: PathName, r: RunResult) => runs[other].find((o) => o.round === r.round);
     const rps = list.map((r) => r.requestsPerSecond);
-    const ratio = (other: PathName) =>
-      round(
-        median(
-          list
-            .map((r) => r.requestsPerSecond / (sameRound(other, r)?.requestsPerSecond ?? Number.NaN))
-            .filter((v) => Number.isFinite(v)),
-        ),
-        3,
-      );
+    const ratio = (other: 'nginx' | 'direct') => sameRoundRatio(list, runs[other]);
     const rss = list.map((r) => r.proxyRssMiB?.end).filter((v): v is number => v !== undefined);
     const rssPeak = list.map((r) => r.proxyRssMiB?.peak).filter((v): v is number => v !== undefined);
     const cpu = list.map((r) => r.proxyCpuPercent).filter((v): v is number => v !== undefined);
@@ -992,9 +1305,14 @@ function summarize(
   return out;
 }
 
-function printTable(results: { case: BenchCase; paths: Record<PathName, PathSummary> }[]) {
+function printTable<P extends PathName>(
+  paths: readonly P[],
+  results: { case: BenchCase; paths: Record<P, PathSummary> }[],
+) {
+  // 18 fits the load cases' labels; a longer one (the every-core case's) widens the column.
+  const labelWidth = Math.max(18, ...results.map(({ case: c }) => c.label.length));
   const header = [
-    pad('case', 18),
+    pad('case', labelWidth),
     pad('path', 7),
     pad('req/s', 7, true),
     pad('spread', 8, true),
@@ -1011,12 +1329,12 @@ function printTable(results: { case: BenchCase; paths: Record<PathName, PathSumm
   ].join(' ');
   console.log(header);
   console.log('-'.repeat(header.length));
-  for (const { case: c, paths } of results) {
-    PATHS.forEach((path, index) => {
-      const s = paths[path];
+  for (const { case: c, paths: summaries } of results) {
+    paths.forEach((path, index) => {
+      const s = summaries[path];
       if (s.rounds.length === 0) {
         console.log(
-          `${pad(index === 0 ? c.label : '', 18)} ${pad(path, 7)} no result: ${s.crashes} runs crashed`,
+          `${pad(index === 0 ? c.label : '', labelWidth)} ${pad(path, 7)} no result: ${s.crashes} runs crashed`,
         );
         return;
       }
@@ -1024,7 +1342,7 @@ function printTable(results: { case: BenchCase; paths: Record<PathName, PathSumm
         s.requestsPerSecond > 0 ? (s.requestsPerSecondMax - s.requestsPerSecondMin) / s.requestsPerSecond : 0;
       console.log(
         [
-          pad(index === 0 ? c.label : '', 18),
+          pad(index === 0 ? c.label : '', labelWidth),
           pad(path, 7),
           pad(fmtRps(s.requestsPerSecond), 7, true),
           pad(`±${Math.round((spread / 2) * 100)}%`, 8, true),
@@ -1285,15 +1603,24 @@ async function main(): Promise<number> {
           continue;
         }
         runs[path].push({ ...run, waitedMs });
-        console.log(
-          `  ${c.name} round ${r + 1} ${pad(path, 6)} ${fmtRps(run.requestsPerSecond)} req/s, p50 ${fmtMs(run.latencyMs.p50)} ms,` +
-            ` p99 ${fmtMs(run.latencyMs.p99)} ms${run.proxyCpuPercent === undefined ? '' : `, proxy CPU ${run.proxyCpuPercent}% (sys ${run.proxySysPercent}%)`}` +
-            `, TIME_WAIT to the container ${run.upstreamTimeWait.before} -> ${run.upstreamTimeWait.after}`,
-        );
+        printRun(c, path, run);
       }
     }
     const urls = Object.fromEntries(PATHS.map((p) => [p, urlOf(p)])) as Record<PathName, string>;
-    results.push({ case: c, paths: summarize(runs, urls, lost) });
+    results.push({ case: c, paths: summarize(PATHS, runs, urls, lost) });
+  }
+
+  // Last: its fresh proxies and containers come on top of the load cases' (idle by then) and change nothing
+  // they measured.
+  let cores: EveryCoreResult | undefined;
+  if (EVERY_CORE) {
+    console.log(
+      `every core (${CORES}): ${wrkCommand(CORES_CASE, DURATION_S)}, ${ROUNDS} alternating rounds` +
+        ` (${CORE_PATHS.join(', ')}), ${WARMUP_S} s warm-up per path; nginx ${CORES} workers, HAProxy nbthread` +
+        ` ${CORES}, Caddy GOMAXPROCS=${CORES}, edge WORKERS=${CORES}, each on a fresh container`,
+    );
+    cores = await everyCore({ tools, dir, direct: boxes.direct, publisher, redisUrl: redis.url });
+    if ('error' in cores) console.log(`  every core: failed: ${cores.error}`);
   }
 
   const loadAtEnd = round(loadavg()[0] ?? 0, 2);
@@ -1326,23 +1653,21 @@ async function main(): Promise<number> {
     crashes,
     ...(scale ? { scale } : {}),
     ...(profile ? { profile } : {}),
+    ...(cores ? { cores } : {}),
   };
   mkdirSync(RESULTS_DIR, { recursive: true });
   writeFileSync(RESULTS_FILE, `${JSON.stringify(report, null, 2)}\n`);
   writeFileSync(
     CHART_FILE,
     benchmarkChart(
-      results.map(({ case: c, paths }) => ({
-        label: c.label,
-        paths: PATHS.filter((path) => paths[path].rounds.length > 0).map((path) => ({
-          name: path,
-          requestsPerSecond: paths[path].requestsPerSecond,
-          ...(paths[path].cpuUsPerRequest === undefined
-            ? {}
-            : { cpuUsPerRequest: paths[path].cpuUsPerRequest }),
-        })),
-      })),
-      `pnpm bench, ${machine.date.slice(0, 10)}: ${machine.nproc} CPUs, Node ${machine.node}; medians of ${ROUNDS} alternating rounds of ${DURATION_S} s, each proxy on one core`,
+      [
+        ...results.map(({ case: c, paths }) => chartCase(c, PATHS, paths)),
+        ...(cores && !('error' in cores) ? [chartCase(cores.case, CORE_PATHS, cores.paths)] : []),
+      ],
+      `pnpm bench, ${machine.date.slice(0, 10)}: ${machine.nproc} CPUs, Node ${machine.node}; medians of ${ROUNDS}` +
+        ` alternating rounds of ${DURATION_S} s, each proxy on one core${
+          cores && !('error' in cores) ? `, but in the last case on every core (${CORES})` : ''
+        }`,
     ),
   );
 
@@ -1366,8 +1691,9 @@ async function main(): Promise<number> {
     console.log(
       `WARNING: the code changed during the run; at the end: ${codeAtEnd.commit} + ${codeAtEnd.uncommitted.join(', ')}`,
     );
-  printTable(results);
+  printTable(PATHS, results);
   printGoals(results);
+  if (cores) printEveryCore(cores);
   for (const crash of crashes)
     console.log(`container-manager crashed during ${crash.during}: ${crash.reason}`);
   if (scale) {
@@ -1439,8 +1765,29 @@ async function main(): Promise<number> {
   const failed =
     crashes.length > 0 ||
     results.some(({ paths }) => PATHS.some((p) => paths[p].errors > 0)) ||
+    (cores !== undefined && ('error' in cores || CORE_PATHS.some((p) => cores.paths[p].errors > 0))) ||
     (edgeScale !== undefined && ('error' in edgeScale || edgeScale.errors > 0));
   return failed ? 1 : 0;
+}
+
+/** A case's bars: the paths that have a result, named as the chart's colours expect. */
+function chartCase<P extends PathName>(
+  c: BenchCase,
+  paths: readonly P[],
+  summaries: Record<P, PathSummary>,
+): ChartCase {
+  return {
+    label: c.label,
+    paths: paths
+      .filter((path) => summaries[path].rounds.length > 0)
+      .map((path) => ({
+        name: path,
+        requestsPerSecond: summaries[path].requestsPerSecond,
+        ...(summaries[path].cpuUsPerRequest === undefined
+          ? {}
+          : { cpuUsPerRequest: summaries[path].cpuUsPerRequest }),
+      })),
+  };
 }
 
 /** The figures the performance goals are stated in, per case: ours and lean against nginx, ours against bare. */

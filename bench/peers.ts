@@ -1,7 +1,8 @@
 // The peers the benchmark measures ours against, besides nginx: HAProxy and Caddy (Debian packages), each a
-// reverse proxy on /previews/<id>/ with the prefix stripped, upstream keep-alive on, no access log, on as
-// many cores as ours (one): HAProxy `nbthread 1`, Caddy GOMAXPROCS=1. In the foreground, as children, with
-// everything under a temporary folder.
+// reverse proxy on /previews/<id>/ with the prefix stripped, upstream keep-alive on, no access log. On as
+// many cores as ours (one) unless told: HAProxy `nbthread 1`, Caddy GOMAXPROCS=1; http.ts's every-core
+// section gives both the machine's core count. In the foreground, as children, with everything under a
+// temporary folder.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -18,10 +19,16 @@ export interface Peer {
   output(): string;
 }
 
-function haproxyConfig(port: number, upstream: string, sessionId: string, dir: string): string {
+function haproxyConfig(
+  port: number,
+  upstream: string,
+  sessionId: string,
+  dir: string,
+  threads: number,
+): string {
   return `# written by bench/peers.ts
 global
-  nbthread 1
+  nbthread ${threads}
   # Two descriptors per connection must fit the open-files limit (20,000 here).
   maxconn 8000
   pidfile ${dir}/haproxy.pid
@@ -92,17 +99,21 @@ function spawnPeer(
   return { name, child, pid: child.pid, url: `http://127.0.0.1:${port}`, config, output };
 }
 
-/** HAProxy, one thread, in the foreground (-db), serving the session's container `upstream` (ip:port). */
+/**
+ * HAProxy with `threads` threads (nbthread; one unless told), in the foreground (-db), serving the session's
+ * container `upstream` (ip:port). Its files go to <dir>/haproxy: a second one needs another `dir`.
+ */
 export async function startHaproxy(
   binary: string,
   dir: string,
   upstream: string,
   sessionId: string,
+  threads = 1,
 ): Promise<Peer> {
   const folder = join(dir, 'haproxy');
   mkdirSync(folder, { recursive: true });
   const port = await freePort();
-  const config = haproxyConfig(port, upstream, sessionId, folder);
+  const config = haproxyConfig(port, upstream, sessionId, folder, threads);
   const file = join(folder, 'haproxy.cfg');
   writeFileSync(file, config);
   const peer = spawnPeer(
@@ -116,12 +127,16 @@ export async function startHaproxy(
   return waitServing(peer, sessionId);
 }
 
-/** Caddy with GOMAXPROCS=1 (one core, as ours), its state under `dir`. */
+/**
+ * Caddy with GOMAXPROCS=`cores` (one unless told: one core, as ours), its state under <dir>/caddy: a second
+ * one needs another `dir`.
+ */
 export async function startCaddy(
   binary: string,
   dir: string,
   upstream: string,
   sessionId: string,
+  cores = 1,
 ): Promise<Peer> {
   const folder = join(dir, 'caddy');
   mkdirSync(folder, { recursive: true });
@@ -134,7 +149,7 @@ export async function startCaddy(
     HOME: folder,
     XDG_DATA_HOME: join(folder, 'data'),
     XDG_CONFIG_HOME: join(folder, 'config'),
-    GOMAXPROCS: '1',
+    GOMAXPROCS: String(cores),
   };
   const peer = spawnPeer(
     'caddy',
