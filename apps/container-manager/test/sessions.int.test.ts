@@ -225,6 +225,34 @@ describe('POST /api/internal/sessions', () => {
 });
 
 describe('the lifecycle: list, get, stop, start, remove', () => {
+  it("leaves out a container with its label whose name is not a session's", async () => {
+    // Names a session id cannot have: too long (ids are at most 128 characters), and not ours at all.
+    const names = [
+      `sandbox-session-${'a'.repeat(130)}`,
+      `not-a-session-${uniqueSessionId('odd').toLowerCase()}`,
+    ];
+    try {
+      for (const name of names)
+        await docker([
+          'create',
+          '--label',
+          'sandbox.session.managed=true',
+          '--label',
+          'sandbox.test=1',
+          '--name',
+          name,
+          FIXTURE_BUSYBOX_IMAGE,
+          'true',
+        ]);
+      const listed = await api.get('/api/internal/sessions');
+      expect(listed.status, listed.body.toString()).toBe(200);
+      const ids = listed.json<{ sessions: SessionBody[] }>().sessions.map((session) => session.sessionId);
+      for (const name of names) expect(ids.some((id) => name.endsWith(id))).toBe(false);
+    } finally {
+      for (const name of names) await docker(['rm', '-f', name]).catch(() => {});
+    }
+  });
+
   it('lists only its own sessions, stops and starts them (ports registered again), removes them', async () => {
     const sessionId = cleanup.track(uniqueSessionId('life').toLowerCase());
     const byHand = await startSessionContainer({ image: 'busybox' });

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { containerNameFor, previewErrors } from '@sandbox/error-contract';
+import { containerNameFor, previewErrors, sessionIdFromContainerName } from '@sandbox/error-contract';
 import type { PreviewRegistry } from '@sandbox/preview-registry';
 import type Docker from 'dockerode';
 import { dockerStatusOf, sessionCallError } from './docker-errors.js';
@@ -123,9 +123,11 @@ export function createSessionManager({
         entries
           .sort((a, b) => a.Created - b.Created)
           .map(async (entry) => {
-            const name = (entry.Names ?? []).find((candidate) => candidate.startsWith('/sandbox-session-'));
-            if (name === undefined) return undefined;
-            const sessionId = name.slice('/sandbox-session-'.length);
+            // A labelled container renamed to something that is not a session's name is not listed.
+            const sessionId = (entry.Names ?? [])
+              .map(sessionIdFromContainerName)
+              .find((id): id is string => id !== undefined);
+            if (sessionId === undefined) return undefined;
             // One removed between the list and its inspect is simply no longer there.
             return describe(sessionId).catch((error: unknown) => {
               if ((error as { code?: unknown }).code === 'SESSION_NOT_FOUND') return undefined;
