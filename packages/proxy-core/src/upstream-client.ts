@@ -74,11 +74,6 @@ export interface NativeUpstreamClientOptions {
 export interface NativeUpstreamClient extends UpstreamDispatcher {
   /** Connections open now (in use, idle or connecting), over every container. */
   readonly connectionCount: number;
-  /**
-   * Read buffers (64 KiB each) made so far: each connection reads into one of its own for its whole life,
-   * taken from the client's pool and given back when it closes (the pool keeps at most 64).
-   */
-  readonly readBuffersCreated: number;
   /** Closes every connection; requests in flight fail with code `ECONNRESET`. */
   destroy(): void;
 }
@@ -136,11 +131,14 @@ function loadNativeParser(): NativeParserClass | undefined {
     probe[Parser.kOnMessageComplete] = () => {};
     probe.execute(Buffer.from('HTTP/1.1 204 No Content\r\n\r\n', 'latin1'));
     if (status !== 204) return undefined;
-    const input = Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok', 'latin1');
+    // Memory of its own (not a slice of Buffer's shared pool), for the comparison below to mean something.
+    const response = 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok';
+    const input = Buffer.allocUnsafeSlow(response.length);
+    input.write(response, 'latin1');
     probe.execute(input);
     probe.close();
     if ((status as number) !== 200 || body?.toString('latin1') !== 'ok') return undefined;
-    // A connection reads into the same buffer again and again: a parser that handed out views of it as
+    // Every connection reads into the same buffer again and again: a parser that handed out views of it as
     // body chunks (not Node's, which copies them) would have them copied before they leave the client.
     bodyChunksAreViews = body.buffer === input.buffer;
     return Parser;
@@ -273,7 +271,6 @@ class Connection {
   /** When the response head is due (ms since the time origin); 0 while none is awaited. */
   headDeadline = 0;
   partialHeaders: string[] = [];
-  private readonly readBuffer: Buffer;
 
   constructor(
     readonly pool: Pool,
@@ -281,18 +278,18 @@ class Connection {
     Parser: NativeParserClass,
   ) {
     this.keepAliveMs = client.idleTimeoutMs;
-    this.readBuffer = client.readBuffers.take();
     const socket = connect({
       host: pool.host,
       port: pool.port,
       noDelay: true,
       keepAlive: true,
       keepAliveInitialDelay: 60_000,
-      // Every read lands in the connection's own buffer rather than in a new 64 KiB allocation (which, at
+      // Every read lands in the client's one read buffer rather than in a new 64 KiB allocation (which, at
       // a few hundred MB/s, had V8 run a full collection for the external memory ten times a second).
-      // Nothing keeps a view of it past the read: the parser copies body chunks and saves partial fields
-      // (checked once per process, see nativeParserClass).
-      onread: { buffer: this.readBuffer, callback: this.onRead },
+      // One buffer serves every connection: a read is handled whole, synchronously, before the next read of
+      // any socket, and nothing keeps a view of it past its callback (the parser copies body chunks and
+      // saves partial fields; the first is checked once per process, see loadNativeParser).
+      onread: { buffer: client.readBuffer, callback: this.onRead },
     });
     this.socket = socket;
     // Held only by the requests it carries: an idle pool never keeps a process alive.
@@ -390,8 +387,6 @@ class Connection {
 
   private onSocketClose(): void {
     this.parser.close();
-    // The socket reads no more: its buffer can serve another connection.
-    this.client.readBuffers.put(this.readBuffer);
     const exchange = this.exchange;
     if (exchange !== null && !exchange.finished) {
       this.client.fail(
@@ -504,29 +499,12 @@ function keepAliveFieldTimeout(value: string): number {
   return lastKeepAliveTimeout;
 }
 
+// As much as Node reads from a socket at once by itself.
 const READ_BUFFER_BYTES = 64 * 1024;
 
-/** The read buffers of a client's connections: one per open connection, at most `keep` waiting here. */
-class ReadBufferPool {
-  private readonly free: Buffer[] = [];
-  created = 0;
-
-  constructor(private readonly keep: number) {}
-
-  take(): Buffer {
-    const buffer = this.free.pop();
-    if (buffer !== undefined) return buffer;
-    this.created += 1;
-    return Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
-  }
-
-  put(buffer: Buffer): void {
-    if (this.free.length < this.keep) this.free.push(buffer);
-  }
-}
-
 class NativeClient implements NativeUpstreamClient {
-  readonly readBuffers = new ReadBufferPool(64);
+  /** Where every connection's reads land (see the Connection constructor). */
+  readonly readBuffer = Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
   readonly connectTimeoutMs: number;
   readonly maxSockets: number;
   readonly idleTimeoutMs: number;
@@ -566,10 +544,6 @@ class NativeClient implements NativeUpstreamClient {
 
   get connectionCount(): number {
     return this.connections.size;
-  }
-
-  get readBuffersCreated(): number {
-    return this.readBuffers.created;
   }
 
   dispatch(request: UpstreamRequest, handler: UpstreamHandler): boolean {
