@@ -54,8 +54,8 @@ process.once('exit', () => {
  * memory and are tried again every millisecond, without holding up the event loop, up to
  * `maxBacklogBytes`; beyond that the writer waits for the reader (nothing is dropped, memory stays
  * bounded). A blocking descriptor simply blocks, as Node's own stdout does on Linux. Pending lines are
- * written at exit, `process.exit()` included; only a kill without a chance to run (SIGKILL) loses the
- * last `maxDelayMs` (or the backlog).
+ * written at exit, `process.exit()` included; a kill the process cannot handle (SIGKILL, or a signal it has
+ * no handler for) loses the last `maxDelayMs` (or the backlog).
  */
 export function createLineDestination(options: LineDestinationOptions = {}): LineDestination {
   const {

@@ -1,4 +1,5 @@
 import { PassThrough } from 'node:stream';
+import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { createServiceLogger, logAccess } from './logger.js';
 
@@ -99,5 +100,52 @@ describe('logAccess', () => {
     logAccess(child)(record);
     await new Promise((resolve) => setImmediate(resolve));
     expect(JSON.parse(out.text())).toMatchObject({ msg: 'access', worker: 2, requestId: 'r2' });
+  });
+
+  it('goes through pino for a stream that routes by level (pino.multistream)', async () => {
+    const info = capture();
+    const errors = capture();
+    const logger = createServiceLogger({
+      name: 'svc',
+      destination: pino.multistream([
+        { level: 'info', stream: info.stream },
+        { level: 'error', stream: errors.stream },
+      ]),
+    });
+    logAccess(logger)(record);
+    logger.error('boom');
+    logAccess(logger)(record);
+    await new Promise((resolve) => setImmediate(resolve));
+    const infoLines = info
+      .text()
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { msg: string });
+    expect(infoLines.map((line) => line.msg)).toEqual(['access', 'boom', 'access']);
+    expect(
+      errors
+        .text()
+        .trim()
+        .split('\n')
+        .map((line) => (JSON.parse(line) as { msg: string }).msg),
+    ).toEqual(['boom']);
+  });
+});
+
+describe('createServiceLogger, pretty', () => {
+  it('writes to a destination that is not a stream (a line destination, say)', async () => {
+    const lines: string[] = [];
+    const logger = createServiceLogger({
+      name: 'svc',
+      format: 'pretty',
+      destination: {
+        write(chunk: string) {
+          lines.push(chunk);
+        },
+      },
+    });
+    logger.info('hello there');
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(lines.join('')).toContain('hello there');
   });
 });

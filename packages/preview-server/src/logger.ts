@@ -1,4 +1,5 @@
 import { hostname } from 'node:os';
+import { Writable } from 'node:stream';
 import type { AccessRecord } from '@sandbox/preview-routes';
 import type { UpstreamEngineChoice } from '@sandbox/proxy-core';
 import pino, { type Logger } from 'pino';
@@ -19,10 +20,11 @@ export interface ServiceLoggerOptions {
   /** `json` (one object per line, the default) or `pretty` (for a terminal in development). */
   format?: 'json' | 'pretty';
   /**
-   * Where lines go. Default: stdout, the lines of each event-loop turn in one write at its end
-   * ({@link createLineDestination}).
+   * Where lines go: a writable stream, or any object with `write(line)` (a {@link createLineDestination}
+   * on another descriptor, say). Default: stdout through {@link createLineDestination} (lines gathered and
+   * written every 10 ms or 64 KiB).
    */
-  destination?: { write(chunk: string): unknown };
+  destination?: NodeJS.WritableStream | { write(chunk: string): unknown };
 }
 
 // Never written, whatever a caller passes: credentials of the internal API and of clients, at the places a
@@ -49,8 +51,8 @@ const REDACTED = ['req', 'res', 'request', 'response']
 const accessPaths = new WeakMap<Logger, { stream: { write(chunk: string): unknown }; bindings: string }>();
 
 /**
- * The apps' logger: pino, JSON by default. Stdout gets the lines of one event-loop turn in one write at the
- * turn's end (pending lines are also written at exit); `logger.flush()` writes them at once.
+ * The apps' logger: pino, JSON by default. Stdout gets the lines gathered over at most 10 ms (or 64 KiB) in
+ * one write (pending lines are also written at exit); `logger.flush()` writes them at once.
  */
 export function createServiceLogger({
   name,
@@ -61,7 +63,7 @@ export function createServiceLogger({
   const options = { name, level, redact: { paths: REDACTED, censor: '[redacted]' } };
   const stream =
     format === 'pretty'
-      ? pretty({ sync: true, destination: (destination as NodeJS.WritableStream | undefined) ?? 1 })
+      ? pretty({ sync: true, destination: prettyDestination(destination) })
       : (destination ??
         createLineDestination({
           onError: (error) =>
@@ -70,11 +72,28 @@ export function createServiceLogger({
             ),
         }));
   const logger = pino(options, stream as pino.DestinationStream);
-  accessPaths.set(logger, {
-    stream,
-    bindings: loggerBindings({ pid: process.pid, hostname: hostname(), name }),
-  });
+  // A stream that routes by level (pino.multistream, marked with pino's metadata symbol) needs what pino
+  // sets on it before each line: the hand-built access line would go to no stream, or the wrong one.
+  if ((stream as { [key: symbol]: unknown })[Symbol.for('pino.metadata')] !== true)
+    accessPaths.set(logger, {
+      stream,
+      bindings: loggerBindings({ pid: process.pid, hostname: hostname(), name }),
+    });
   return logger;
+}
+
+// pino-pretty pipes into its destination, which must then be a stream: a write-only object is wrapped.
+function prettyDestination(destination: ServiceLoggerOptions['destination']): NodeJS.WritableStream | number {
+  if (destination === undefined) return 1;
+  if (typeof (destination as Partial<NodeJS.WritableStream>).on === 'function')
+    return destination as NodeJS.WritableStream;
+  const target = destination;
+  return new Writable({
+    write(chunk: Buffer | string, _encoding, callback) {
+      target.write(chunk.toString());
+      callback();
+    },
+  });
 }
 
 /**

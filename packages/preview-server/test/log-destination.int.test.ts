@@ -16,7 +16,10 @@ interface Written {
   code: number | null;
 }
 
-/** Runs test/fixtures/line-writer.ts with its stdout on a real pipe; `readAfterMs` leaves the pipe full meanwhile. */
+/**
+ * Runs test/fixtures/line-writer.ts with its stdout to us; nothing is read from it until `readAfterMs` after
+ * the child said it is about to write (its stderr's `ready`), so that the writer meets a full pipe.
+ */
 async function runWriter(env: Record<string, string>, readAfterMs = 0): Promise<Written> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/line-writer.ts'], {
     cwd: PACKAGE_DIR,
@@ -25,16 +28,27 @@ async function runWriter(env: Record<string, string>, readAfterMs = 0): Promise<
   });
   const chunks: Buffer[] = [];
   let stderr = '';
+  let reading = false;
+  const startReading = () => {
+    if (reading) return;
+    reading = true;
+    setTimeout(() => {
+      child.stdout.on('data', (chunk: Buffer) => chunks.push(chunk));
+      child.stdout.resume();
+    }, readAfterMs);
+  };
+  child.stdout.pause();
   child.stderr.on('data', (chunk: Buffer) => {
     stderr += chunk.toString();
+    if (stderr.startsWith('ready\n')) startReading();
   });
-  child.stdout.pause();
-  setTimeout(() => {
+  const [code] = (await once(child, 'close')) as [number | null];
+  // A child that died before its ready line still has its output read (and the test sees why).
+  if (!reading) {
     child.stdout.on('data', (chunk: Buffer) => chunks.push(chunk));
     child.stdout.resume();
-  }, readAfterMs);
-  const [code] = (await once(child, 'close')) as [number | null];
-  return { stdout: Buffer.concat(chunks).toString('utf8'), stderr, code };
+  }
+  return { stdout: Buffer.concat(chunks).toString('utf8'), stderr: stderr.replace(/^ready\n/, ''), code };
 }
 
 function expectNumberedLines(stdout: string, count: number, padBytes: number): void {
@@ -49,14 +63,19 @@ function expectNumberedLines(stdout: string, count: number, padBytes: number): v
 describe('createLineDestination, on a real pipe', () => {
   // 20,000 lines of about 230 bytes: 4.6 MB, seventy times what a pipe holds, so the writer meets a full
   // pipe (a blocked write, or EAGAIN once Node made the pipe non-blocking) over and over.
-  for (const end of ['return', 'exit', 'flush'] as const) {
-    it(`delivers every line, whole and in order, to a reader that is behind (ending by ${end})`, async () => {
-      const written = await runWriter({ LINES: '20000', LINE_BYTES: '200', LINE_WRITER_END: end }, 300);
-      expect(written.code).toBe(0);
-      expect(written.stderr).toBe('');
-      expectNumberedLines(written.stdout, 20_000, 200);
-    });
-  }
+  // Each way of ending, on a blocking descriptor (the write waits) and on one Node made non-blocking (the
+  // lines wait in the backlog, which the exit or the flush must write out).
+  for (const end of ['return', 'exit', 'flush'] as const)
+    for (const touch of ['0', '1'] as const)
+      it(`delivers every line, whole and in order, to a reader that is behind (ending by ${end}${touch === '1' ? ', non-blocking' : ''})`, async () => {
+        const written = await runWriter(
+          { LINES: '20000', LINE_BYTES: '200', LINE_WRITER_END: end, TOUCH_STDOUT: touch },
+          300,
+        );
+        expect(written.code).toBe(0);
+        expect(written.stderr).toBe('');
+        expectNumberedLines(written.stdout, 20_000, 200);
+      });
 
   it('waits out EAGAIN on a pipe Node made non-blocking, losing nothing', async () => {
     const written = await runWriter({ LINES: '20000', LINE_BYTES: '200', TOUCH_STDOUT: '1' }, 300);
@@ -89,20 +108,25 @@ describe('createLineDestination, on a real pipe', () => {
   });
 
   it('never interleaves the lines of two processes sharing the pipe', async () => {
-    // Both writers on one pipe, as edge-proxy's workers share its stdout; a reader that is behind makes them
-    // wait on the full pipe together.
+    // Both writers on one real pipe (`|`), as edge-proxy's workers share its stdout, one of them
+    // non-blocking. The reader starts late and reads 1,000 bytes at a time, so the writers meet a pipe
+    // with little room over and over: a write larger than PIPE_BUF would go in pieces, between the other's
+    // (this fails 4 times out of 4 with the split into PIPE_BUF pieces taken out).
     const writer = `"${process.execPath}" --import tsx test/fixtures/line-writer.ts`;
-    const child = spawn('bash', ['-c', `WRITER=a ${writer} & WRITER=b ${writer} & wait`], {
-      cwd: PACKAGE_DIR,
-      env: { ...process.env, NODE_OPTIONS: '', LINES: '20000', LINE_BYTES: '300' },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    const child = spawn(
+      'bash',
+      [
+        '-c',
+        `{ WRITER=a ${writer} & WRITER=b TOUCH_STDOUT=1 ${writer} & wait; } 2>/dev/null | { sleep 0.5; dd bs=1000 status=none; }`,
+      ],
+      {
+        cwd: PACKAGE_DIR,
+        env: { ...process.env, NODE_OPTIONS: '', LINES: '20000', LINE_BYTES: '300' },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
     const chunks: Buffer[] = [];
-    child.stdout.pause();
-    setTimeout(() => {
-      child.stdout.on('data', (chunk: Buffer) => chunks.push(chunk));
-      child.stdout.resume();
-    }, 300);
+    child.stdout.on('data', (chunk: Buffer) => chunks.push(chunk));
     const [code] = (await once(child, 'close')) as [number | null];
     expect(code).toBe(0);
     const lines = Buffer.concat(chunks).toString('utf8').split('\n');
@@ -129,7 +153,7 @@ describe('createLineDestination, on a real pipe', () => {
     child.stdout.destroy();
     const [code] = (await once(child, 'close')) as [number | null];
     expect(code).toBe(0);
-    expect(stderr.trim()).toBe('errors=EPIPE');
+    expect(stderr.replace(/^ready\n/, '').trim()).toBe('errors=EPIPE');
   });
 });
 
