@@ -1,4 +1,4 @@
-import { createServiceLogger, runClusteredService } from '@sandbox/preview-server';
+import { ConfigError, createServiceLogger, runClusteredService } from '@sandbox/preview-server';
 import { loadConfig } from './config.js';
 import { startEdgeProxy } from './server.js';
 
@@ -9,7 +9,8 @@ const config = (() => {
   try {
     return loadConfig(process.env);
   } catch (error) {
-    console.error(error instanceof Error ? error.message : error);
+    // As runService reports it: a configuration error by its message alone (it names the variable).
+    console.error(error instanceof ConfigError ? error.message : error);
     process.exit(1);
   }
 })();

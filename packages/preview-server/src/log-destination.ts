@@ -155,20 +155,30 @@ export function createLineDestination(options: LineDestinationOptions = {}): Lin
     timer.unref();
   };
 
+  // Writes bytes[0, length) after the backlog, as far as the descriptor takes them now (all of them when
+  // `wait`); the rest joins the backlog (copied when `bytes` is the buffer, which is about to be reused).
+  const send = (bytes: Buffer, length: number, wait: boolean, copy: boolean) => {
+    const written = drainBacklog(wait) ? writeLines(bytes, length, wait) : 0;
+    if (written === length || failed) return;
+    const rest = bytes.subarray(written, length);
+    backlog.push(copy ? Buffer.from(rest) : rest);
+    backlogBytes += length - written;
+  };
+
+  // Past its cap the backlog is waited out; what remains of it is retried every millisecond.
+  const settle = () => {
+    if (backlogBytes > maxBacklogBytes) drainBacklog(true);
+    if (backlogBytes > 0) schedule(1);
+  };
+
   function flush(wait: boolean) {
     clearTimer();
     if (failed) return;
-    const drained = drainBacklog(wait);
-    if (used > 0) {
-      const written = drained ? writeLines(buffer, used, wait) : 0;
-      if (written < used && !failed) {
-        backlog.push(Buffer.from(buffer.subarray(written, used)));
-        backlogBytes += used - written;
-      }
-      used = 0;
-    }
-    if (backlogBytes > maxBacklogBytes) drainBacklog(true);
-    if (backlogBytes > 0) schedule(1);
+    const length = used;
+    used = 0;
+    if (length > 0) send(buffer, length, wait, true);
+    else drainBacklog(wait);
+    settle();
   }
 
   function flushSync() {
@@ -186,17 +196,8 @@ export function createLineDestination(options: LineDestinationOptions = {}): Lin
         flush(false);
         if (most > bufferBytes) {
           const bytes = Buffer.from(chunk, 'utf8');
-          if (backlogBytes === 0) {
-            const written = writeLines(bytes, bytes.length, false);
-            if (written === bytes.length) return true;
-            backlog.push(bytes.subarray(written));
-            backlogBytes += bytes.length - written;
-          } else {
-            backlog.push(bytes);
-            backlogBytes += bytes.length;
-          }
-          if (backlogBytes > maxBacklogBytes) drainBacklog(true);
-          schedule(1);
+          send(bytes, bytes.length, false, false);
+          settle();
           return true;
         }
       }
