@@ -9,6 +9,7 @@
 //   nginx    1 worker, upstream keep-alive 64
 //   haproxy  nbthread 1, http-reuse always (peers.ts)
 //   caddy    GOMAXPROCS=1, handle_path + reverse_proxy (peers.ts)
+//   pipe     a Node byte pipe, no HTTP at all (byte-pipe.ts): the ceiling of any proxy on this engine
 //   bare     proxy-core alone on node:http, one fixed target (bare-proxy.ts): what forwarding costs
 //   ours     container-manager as `pnpm start` runs it: its defaults, access log on (to its stdout pipe)
 //   lean     the same with ACCESS_LOG=false
@@ -145,12 +146,13 @@ const POST_BYTES = 16 * 1024;
 const IDLE_CONNECTIONS = 1000;
 const IDLE_TRIALS = 3;
 
-// direct: the container itself; nginx, haproxy, caddy: the peers, one core each; bare: proxy-core alone
+// direct: the container itself; nginx, haproxy, caddy: the peers, one core each; pipe: a Node byte pipe
+// without HTTP (byte-pipe.ts), the engine's ceiling; bare: proxy-core alone
 // (bare-proxy.ts), what forwarding costs on our engine; ours: container-manager as `pnpm start` runs it
 // (access log on, to its stdout pipe); lean: the same with ACCESS_LOG=false; edge: edge-proxy, as its start
 // script runs it (access log on), reading a Redis.
-type PathName = 'direct' | 'nginx' | 'haproxy' | 'caddy' | 'bare' | 'ours' | 'lean' | 'edge';
-const PATHS: PathName[] = ['direct', 'nginx', 'haproxy', 'caddy', 'bare', 'ours', 'lean', 'edge'];
+type PathName = 'direct' | 'nginx' | 'haproxy' | 'caddy' | 'pipe' | 'bare' | 'ours' | 'lean' | 'edge';
+const PATHS: PathName[] = ['direct', 'nginx', 'haproxy', 'caddy', 'pipe', 'bare', 'ours', 'lean', 'edge'];
 const EDGE_DIR = join(ROOT_DIR, 'apps/edge-proxy/');
 
 interface BenchCase {
@@ -180,7 +182,7 @@ const CASES = flags.cases
   : ALL_CASES;
 
 // The every-core section: the peers and the edge on every core, against the container itself. The paths
-// without a multi-core setting (bare, ours, lean: container-manager is one process) are left out.
+// without a multi-core setting (pipe, bare, ours, lean: container-manager is one process) are left out.
 type CorePathName = Extract<PathName, 'direct' | 'nginx' | 'haproxy' | 'caddy' | 'edge'>;
 const CORE_PATHS: CorePathName[] = ['direct', 'nginx', 'haproxy', 'caddy', 'edge'];
 const CORES_CASE: BenchCase = {
@@ -386,6 +388,11 @@ async function startManager(
  */
 function startEdge(redisUrl: string, workers = 1): Promise<Manager> {
   return startApp(EDGE_DIR, 'edge-proxy', [], { REDIS_URL: redisUrl, WORKERS: String(workers) });
+}
+
+/** A Node byte pipe to the container, no HTTP (byte-pipe.ts): what the engine allows any proxy at best. */
+function startPipe(upstream: string): Promise<Manager> {
+  return startApp(BENCH_DIR, 'byte-pipe', [], { TARGET: upstream }, 'byte-pipe.ts');
 }
 
 /** proxy-core alone on node:http, forwarding the prefix to the container (bare-proxy.ts). */
@@ -1452,15 +1459,17 @@ async function main(): Promise<number> {
   let publisher: Manager;
   let lean: Manager;
   let bare: Manager;
+  let pipe: Manager;
   let haproxy: Peer;
   let caddy: Peer;
-  [nginx, haproxy, caddy, manager, lean, bare, publisher] = await Promise.all([
+  [nginx, haproxy, caddy, manager, lean, bare, pipe, publisher] = await Promise.all([
     startNginx(tools.nginx, dir, `${ipOf('nginx')}:3000`, boxes.nginx.sessionId),
     startHaproxy(tools.haproxy, dir, `${ipOf('haproxy')}:3000`, boxes.haproxy.sessionId),
     startCaddy(tools.caddy, dir, `${ipOf('caddy')}:3000`, boxes.caddy.sessionId),
     startManager(),
     startManager([], { ACCESS_LOG: 'false' }),
     startBare(`${ipOf('bare')}:3000`, prefixOf('bare')),
+    startPipe(`${ipOf('pipe')}:3000`),
     startManager([], { REDIS_URL: redis.url }),
   ]);
   const edge = await startEdge(redis.url);
@@ -1478,19 +1487,24 @@ async function main(): Promise<number> {
     nginx: ngx.url,
     haproxy: haproxy.url,
     caddy: caddy.url,
+    pipe: pipe.url,
     bare: bare.url,
     lean: lean.url,
     edge: edge.url,
   };
+  // The byte pipe knows no prefix: its client asks for the container's own paths.
   const baseOf = (path: PathName) =>
     path === 'direct'
       ? `http://${ipOf('direct')}:3000`
-      : `${path === 'ours' ? current().url : serviceUrl[path]}${prefixOf(path)}`;
+      : path === 'pipe'
+        ? pipe.url
+        : `${path === 'ours' ? current().url : serviceUrl[path]}${prefixOf(path)}`;
   const pidsOf: Record<PathName, (() => number[]) | undefined> = {
     direct: undefined,
     nginx: () => ngx.pids(),
     haproxy: () => [haproxy.pid],
     caddy: () => [caddy.pid],
+    pipe: () => [pipe.pid],
     bare: () => [bare.pid],
     ours: () => [current().pid],
     lean: () => [lean.pid],
@@ -1645,6 +1659,7 @@ async function main(): Promise<number> {
       caddyConfig: caddy.config,
       ours: 'container-manager with its defaults (pnpm start): access log on, to its stdout pipe',
       lean: 'container-manager with ACCESS_LOG=false',
+      pipe: 'bench/byte-pipe.ts: node:net copying bytes to the container, no HTTP: the engine ceiling',
       bare: 'bench/bare-proxy.ts: createPreviewProxy() on node:http, one fixed target, nothing else',
       tinyBody: TINY_BODY,
       postBytes: POST_BYTES,
@@ -1790,11 +1805,14 @@ function chartCase<P extends PathName>(
   };
 }
 
-/** The figures the performance goals are stated in, per case: ours and lean against nginx, ours against bare. */
+/**
+ * The figures the performance goals are stated in, per case: ours and lean against nginx, ours against bare;
+ * and where the engine stands: the byte pipe and the bare proxy against nginx.
+ */
 function printGoals(results: { case: BenchCase; paths: Record<PathName, PathSummary> }[]): void {
   console.log('');
   for (const { case: c, paths } of results) {
-    const { ours, lean, bare, nginx: ngx } = paths;
+    const { ours, lean, bare, pipe, nginx: ngx } = paths;
     if (ours.rounds.length === 0 || ngx.rounds.length === 0) continue;
     const cpu = (a?: number, b?: number) =>
       a !== undefined && b !== undefined && b > 0 ? (a / b).toFixed(2) : '-';
@@ -1802,7 +1820,8 @@ function printGoals(results: { case: BenchCase; paths: Record<PathName, PathSumm
       `${pad(c.label, 18)} ours ${ours.xNginx.toFixed(2)}x nginx req/s (lean ${lean.xNginx.toFixed(2)}x),` +
         ` p99 ${cpu(ours.p99Ms, ngx.p99Ms)}x nginx's; CPU per request ${cpu(ours.cpuUsPerRequest, bare.cpuUsPerRequest)}x` +
         ` the bare proxy's (lean ${cpu(lean.cpuUsPerRequest, bare.cpuUsPerRequest)}x); the access log costs` +
-        ` ${ours.cpuUsPerRequest !== undefined && lean.cpuUsPerRequest !== undefined ? Math.round(ours.cpuUsPerRequest - lean.cpuUsPerRequest) : '-'} µs per request`,
+        ` ${ours.cpuUsPerRequest !== undefined && lean.cpuUsPerRequest !== undefined ? Math.round(ours.cpuUsPerRequest - lean.cpuUsPerRequest) : '-'} µs per request;` +
+        ` the engine's ceiling (byte pipe) ${pipe.xNginx.toFixed(2)}x nginx, bare ${bare.xNginx.toFixed(2)}x`,
     );
   }
 }
