@@ -47,6 +47,10 @@ const configSchema = z.object({
   SESSION_FILE_MAX_BYTES: byteSize.default(1024 ** 3),
   // How long a session's port may take to accept connections after its container starts.
   SESSION_PORT_WAIT_MS: z.coerce.number().int().min(1000).default(600_000),
+  // Each preview's recent requests (GET …/sessions/:id/previews/log): entries kept per session (0: no
+  // log), and sessions with a log (the least recently written goes first). About 0.5 KiB per entry.
+  REQUEST_LOG_SIZE: z.coerce.number().int().min(0).max(10_000).default(100),
+  REQUEST_LOG_SESSIONS: z.coerce.number().int().min(1).max(100_000).default(500),
 });
 
 /** The validated configuration of container-manager. */

@@ -10,6 +10,7 @@ import {
   createPreviewMetrics,
   createPreviewProxy,
   createRedisPreviewState,
+  createRequestLog,
   createServiceLogger,
   createSessionManager,
   createSessionsApi,
@@ -182,8 +183,13 @@ export async function startContainerManager(
   watcher.start();
   // Access lines and metrics for the routes' requests and for the server's own answers alike.
   const onAccess = withMetrics(config.ACCESS_LOG ? logAccess(logger) : undefined, metrics);
+  const requestLog =
+    config.REQUEST_LOG_SIZE === 0
+      ? undefined
+      : createRequestLog({ perSession: config.REQUEST_LOG_SIZE, maxSessions: config.REQUEST_LOG_SESSIONS });
   const app = createPreviewApp({
     ...optional('onAccess', onAccess),
+    ...optional('requestLog', requestLog),
     logUnexpected: (error) => logger.error({ err: error }, 'unexpected error'),
     internalServiceKey: config.INTERNAL_SERVICE_KEY,
     registry,
@@ -225,6 +231,8 @@ export async function startContainerManager(
     ...(metricsServer ? { metricsUrl: `${metricsServer.url}/metrics` } : {}),
     logger,
     async close() {
+      // Followers of a request log would hold the server open until the grace period ends.
+      requestLog?.close();
       await served.close();
       await metricsServer?.close();
       untrack();

@@ -163,6 +163,17 @@ export const previewErrors = {
   /** 400: a registration's `visibility` is present but neither `"public"` nor `"private"`. */
   invalidVisibility: () =>
     new PreviewError('INVALID_VISIBILITY', "Request body field 'visibility' must be 'public' or 'private'"),
+  /**
+   * 400: a request log read's query is not understood: `follow` other than 1, true, 0 or false, or
+   * `after` (or `Last-Event-ID`) other than a whole number of at most 15 digits.
+   */
+  invalidLogQuery: (name: 'follow' | 'after') =>
+    new PreviewError(
+      'INVALID_LOG_QUERY',
+      name === 'follow'
+        ? "Query parameter 'follow' must be 1, true, 0 or false"
+        : "Query parameter 'after' must be a non-negative integer",
+    ),
   /** 400: a token request's `ttlSeconds` is present but not an integer in 60..86400. */
   invalidTokenTtl: () =>
     new PreviewError(

@@ -100,6 +100,20 @@ export {
   requireJsonContentType,
 } from './registration.js';
 export {
+  combineRecorders,
+  createRequestLog,
+  type RequestLog,
+  type RequestLogEntry,
+  type RequestLogFollower,
+  type RequestLogOptions,
+} from './request-log.js';
+export {
+  createRequestLogApi,
+  REQUEST_LOG_KEEPALIVE_MS,
+  REQUEST_LOG_MAX_UNSENT_BYTES,
+  type RequestLogView,
+} from './request-log-api.js';
+export {
   type ClientLimits,
   type RunningService,
   runService,

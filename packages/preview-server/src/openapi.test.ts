@@ -82,6 +82,7 @@ const NOT_ANSWERED_BY_AN_OPERATION: Partial<Record<PreviewErrorCode, string>> = 
   UPGRADE_FAILED: 'proxy routes only, for a WebSocket upgrade',
   PREVIEW_TOKEN_REQUIRED: 'proxy routes only, for a private port',
   PREVIEW_TOKEN_INVALID: 'proxy routes only, for a private port',
+  INVALID_LOG_QUERY: 'the request log (an extension, mounted with the requestLog option)',
   // The sessions API is an extension (`@sandbox/session-manager`), documented where it is mounted.
   INVALID_SESSION_REQUEST: 'the sessions API (an extension)',
   SESSION_NOT_FOUND: 'the sessions API (an extension)',

@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type PreviewError, previewErrors } from '@sandbox/error-contract';
 import { createInMemoryRegistry } from '@sandbox/preview-registry';
 import {
+  type AccessRecorder,
   createPreviewRoutes,
   createPreviewTokens,
   DEFAULT_PROXY_PREFIXES,
@@ -17,6 +18,8 @@ import { createErrorHandler, notFoundHandler, toPreviewError } from './http-erro
 import { createKeyMatcher, requireInternalKey } from './internal-key.js';
 import type { InternalApiExtension } from './openapi.js';
 import { createRegistrationRouter } from './registration.js';
+import { combineRecorders, type RequestLog } from './request-log.js';
+import { createRequestLogApi } from './request-log-api.js';
 
 /** The default route prefixes of the contract. */
 export const DEFAULT_PREFIXES = {
@@ -38,7 +41,17 @@ export interface PreviewRouterOptions extends Omit<PreviewRoutesOptions, 'prefix
    * registration routes), each with what the OpenAPI document says of it. Ignored without a key.
    */
   internalApi?: readonly InternalApiModule[];
+  /**
+   * Each preview's recent traffic (createRequestLog): it gets every access record of the routes (beside
+   * `onAccess`), a registration opens a session's log, and `GET {api}/sessions/:id/previews/log` reads or
+   * follows it, behind the key.
+   */
+  requestLog?: RequestLog;
 }
+
+// What the routes record to: the caller's recorder and the request log's, either, or none (no tracing).
+const recorderOf = (options: PreviewRouterOptions) =>
+  combineRecorders(options.onAccess, options.requestLog?.record);
 
 /** A router mounted in the internal API, and its operations for the OpenAPI document. */
 export interface InternalApiModule {
@@ -87,15 +100,32 @@ export interface HandlesUpgrades {
 export function createPreviewRouter(
   options: PreviewRouterOptions,
 ): Router & HandlesUpgrades & { handleProxy: PreviewProxyHandler } {
-  const { internalServiceKey, publicProxy = true, previewDomain, tokenSecret } = options;
+  return buildPreviewRouter(options, recorderOf(options));
+}
+
+function buildPreviewRouter(
+  options: PreviewRouterOptions,
+  onAccess: AccessRecorder | undefined,
+): Router & HandlesUpgrades & { handleProxy: PreviewProxyHandler } {
+  const { internalServiceKey, publicProxy = true, previewDomain, tokenSecret, requestLog } = options;
   const prefixes = { ...DEFAULT_PREFIXES, ...options.prefixes };
   // One registry for the routes and the API, so a registration is served at once.
   const registry = options.registry ?? createInMemoryRegistry();
-  const routes = createPreviewRoutes({ ...options, registry, prefixes });
+  const { onAccess: _given, ...routeOptions } = options;
+  const routes = createPreviewRoutes({
+    ...routeOptions,
+    ...(onAccess === undefined ? {} : { onAccess }),
+    registry,
+    prefixes,
+  });
   const router = express.Router();
   router.use((req, res, next) => routes.handleProxy(req, res, next));
   if (internalServiceKey !== undefined) {
     const domain = previewDomain === undefined ? undefined : normalizePreviewDomain(previewDomain);
+    const modules = [
+      ...(requestLog === undefined ? [] : [createRequestLogApi(requestLog)]),
+      ...(options.internalApi ?? []),
+    ];
     router.use(
       prefixes.api,
       requireInternalKey(internalServiceKey),
@@ -107,9 +137,10 @@ export function createPreviewRouter(
         ...(publicProxy ? { publicPrefix: prefixes.public } : {}),
         ...(domain === undefined ? {} : { previewDomain: domain }),
         ...(tokenSecret === undefined ? {} : { tokens: createPreviewTokens(tokenSecret) }),
-        extensions: (options.internalApi ?? []).map((module) => module.document),
+        ...(requestLog === undefined ? {} : { requestLog }),
+        extensions: modules.map((module) => module.document),
       }),
-      ...(options.internalApi ?? []).map((module) => module.router),
+      ...modules.map((module) => module.router),
     );
   }
   return Object.assign(router, { handleUpgrade: routes.handleUpgrade, handleProxy: routes.handleProxy });
@@ -132,11 +163,11 @@ function createBaseApp(options: PreviewRouterOptions): PreviewApp {
   const app = express();
   app.disable('x-powered-by');
   app.disable('etag');
-  const router = createPreviewRouter(options);
+  const onAccess = recorderOf(options);
+  const router = buildPreviewRouter(options, onAccess);
   app.use(router);
   // Express's app is a plain request listener that upgrades node's req/res itself; its types just do not say so.
   const handle = app as unknown as (req: IncomingMessage, res: ServerResponse) => void;
-  const { onAccess } = options;
   const refusal = fragmentAnswer(options);
   const requestListener = (req: IncomingMessage, res: ServerResponse) => {
     // A proxied response carries the id in its head (proxy-core adds it); any other answer gets it here.

@@ -26,6 +26,7 @@ import {
   registrationBodySchema,
   tokenRequestSchema,
 } from './openapi.js';
+import type { RequestLog } from './request-log.js';
 
 /** Largest registration body accepted; a port fits in a few bytes. */
 export const REGISTRATION_BODY_LIMIT_BYTES = 16 * 1024;
@@ -96,6 +97,8 @@ export interface RegistrationRouterOptions {
   tokens?: PreviewTokens;
   /** Operations mounted beside this router, for the OpenAPI document it serves. */
   extensions?: readonly InternalApiExtension[];
+  /** A registration opens the session's request log, so that its errors are kept from the start. */
+  requestLog?: Pick<RequestLog, 'open'>;
 }
 
 function sessionIdParam(raw: string | string[] | undefined): string {
@@ -126,6 +129,7 @@ export function createRegistrationRouter({
   previewDomain,
   tokens,
   extensions = [],
+  requestLog,
 }: RegistrationRouterOptions): Router {
   const router = express.Router();
   const parseJson = express.json({ limit: REGISTRATION_BODY_LIMIT_BYTES, strict: true, type: () => true });
@@ -149,6 +153,7 @@ export function createRegistrationRouter({
       ...(body.stripPrefix === undefined ? {} : { stripPrefix: body.stripPrefix }),
       ...(body.visibility === undefined ? {} : { visibility: body.visibility }),
     });
+    requestLog?.open(sessionId);
     // The contract's body, to the letter, for the contract's request; options only when asked about.
     res.status(201).json({
       sessionId: registration.sessionId,
