@@ -1,5 +1,6 @@
 import { once } from 'node:events';
 import { type IncomingMessage, request } from 'node:http';
+import type { RequestLogEntry } from '@sandbox/preview-core';
 import {
   connectWebSocket,
   removeCreatedContainers,
@@ -12,23 +13,7 @@ import { eventually, register, send, startManager, TEST_KEY } from './harness.js
 
 // Each preview's request log, read back and followed live, on a real manager against a real container.
 
-interface Entry {
-  seq: number;
-  time: string;
-  kind: 'http' | 'websocket';
-  requestId: string;
-  route?: string;
-  port?: number;
-  method: string;
-  path: string;
-  status: number;
-  durationMs: number;
-  bytesIn: number;
-  bytesOut: number;
-  closeCode?: number;
-  aborted: boolean;
-  error?: string;
-}
+type Entry = RequestLogEntry;
 
 let manager: RunningContainerManager;
 let box: SessionContainer;
