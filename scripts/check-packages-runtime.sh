@@ -61,6 +61,21 @@ node "${node_flags[@]}" --input-type=module -e "
   await smoke('esm', (name) => import(name), createRequire(process.cwd() + '/'));
 "
 
+# The command line, as npm links it into a consumer: it runs, knows its version, and says in one line
+# (exit 1) that a manager cannot be reached.
+bin="$tmp/app/node_modules/.bin/sandbox-preview"
+cli_version=$(node -p "require('$root/packages/preview-cli/package.json').version")
+[[ $("$bin" --version) == "$cli_version" ]] || { echo "check-packages-runtime: sandbox-preview --version is not $cli_version" >&2; exit 1; }
+set +e
+unreachable=$(SANDBOX_MANAGER_KEY=k "$bin" ls --url http://127.0.0.1:9 2>&1)
+code=$?
+set -e
+if [[ $code -ne 1 || $unreachable != "sandbox-preview: cannot reach the manager at http://127.0.0.1:9: "* ]]; then
+  echo "check-packages-runtime: sandbox-preview ls against nothing exited $code: $unreachable" >&2
+  exit 1
+fi
+echo "check-packages-runtime: sandbox-preview $cli_version runs from the installed tarball"
+
 # 2. The proxy-only consumer.
 make_consumer "$tmp/proxy-only" preview-routes preview-registry error-contract
 cd "$tmp/proxy-only"

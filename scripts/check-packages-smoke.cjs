@@ -21,10 +21,21 @@ module.exports = async function smoke(format, load, other) {
     'preview-server',
     'session-manager',
     'preview-core',
+    'preview-cli',
   ];
   const pkgs = {};
   for (const name of names) pkgs[name] = await load(`@sandbox/${name}`);
   const otherContract = await other('@sandbox/error-contract');
+
+  // preview-cli: the command line runs in-process and answers its help.
+  let help = '';
+  const code = await pkgs['preview-cli'].runCli(['--help'], {
+    env: {},
+    stdout: (text) => (help += text),
+    stderr() {},
+  });
+  assert.equal(code, 0);
+  assert.match(help, /^Usage: sandbox-preview/);
 
   // session-manager: its pure parts, and its operations in preview-server's document.
   const sessions = pkgs['session-manager'];

@@ -23,7 +23,7 @@ import { type LocalRegistry, startRegistry } from './registry.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const CONSUMER_SOURCES = fileURLToPath(new URL('../consumer/', import.meta.url));
-const PUBLISHED_PACKAGES = 9;
+const PUBLISHED_PACKAGES = 10;
 
 interface Manifest {
   name: string;
@@ -132,10 +132,11 @@ afterAll(async () => {
 });
 
 describe('release rehearsal against a local registry', () => {
-  it('finds the nine public packages in the workspace', () => {
+  it('finds the ten public packages in the workspace', () => {
     expect(packages.map(({ manifest }) => manifest.name).sort()).toEqual([
       '@sandbox/container-resolver',
       '@sandbox/error-contract',
+      '@sandbox/preview-cli',
       '@sandbox/preview-core',
       '@sandbox/preview-registry',
       '@sandbox/preview-routes',
