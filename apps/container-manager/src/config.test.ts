@@ -38,6 +38,8 @@ describe('loadConfig', () => {
       SESSION_IMAGE_PULL: 'never',
       SESSION_FILE_MAX_BYTES: 1024 ** 3,
       SESSION_PORT_WAIT_MS: 600_000,
+      REQUEST_LOG_SIZE: 100,
+      REQUEST_LOG_SESSIONS: 500,
     });
   });
 

@@ -51,6 +51,8 @@ const configSchema = z.object({
   // log), and sessions with a log (the least recently written goes first). About 0.5 KiB per entry.
   REQUEST_LOG_SIZE: z.coerce.number().int().min(0).max(10_000).default(100),
   REQUEST_LOG_SESSIONS: z.coerce.number().int().min(1).max(100_000).default(500),
+  // The dashboard's own port (its own origin, away from the previews'); none: no dashboard.
+  DASHBOARD_PORT: z.coerce.number().int().min(0).max(65535).optional(),
 });
 
 /** The validated configuration of container-manager. */

@@ -4,6 +4,7 @@ import {
   type ContainerWatcher,
   containerStateOf,
   createContainerWatcher,
+  createDashboard,
   createDockerClient,
   createInMemoryRegistry,
   createPreviewApp,
@@ -46,6 +47,8 @@ export interface RunningContainerManager {
   logger: Logger;
   /** `http://host:port/metrics` when `METRICS_PORT` is set. */
   metricsUrl?: string;
+  /** `http://host:port/`, the dashboard's page, when `DASHBOARD_PORT` is set. */
+  dashboardUrl?: string;
 }
 
 /** Dependencies a test may replace; production uses the defaults built from the configuration. */
@@ -220,6 +223,28 @@ export async function startContainerManager(
   );
 
   listeningPort = Number(new URL(served.url).port);
+  // The dashboard's API calls go to the app itself, past the health endpoints, with the key added.
+  const dashboardPort = config.DASHBOARD_PORT;
+  const dashboard =
+    dashboardPort === undefined
+      ? undefined
+      : createDashboard({ internalServiceKey: config.INTERNAL_SERVICE_KEY, api: app.requestListener });
+  const dashboardServer =
+    dashboard === undefined || dashboardPort === undefined
+      ? undefined
+      : await servePreviewApp(
+          {
+            requestListener: dashboard.requestListener,
+            // Nothing on the dashboard's port speaks WebSocket.
+            handleUpgrade: (_req, socket) => socket.destroy(),
+          },
+          {
+            port: dashboardPort,
+            host: config.HOST,
+            shutdownGraceMs: config.SHUTDOWN_GRACE_MS,
+            limits: limits.client,
+          },
+        );
   const metricsServer = await exposeMetrics(metrics, served.server, {
     port: config.METRICS_PORT,
     host: config.HOST,
@@ -229,11 +254,13 @@ export async function startContainerManager(
     server: served.server,
     url: served.url,
     ...(metricsServer ? { metricsUrl: `${metricsServer.url}/metrics` } : {}),
+    ...(dashboardServer ? { dashboardUrl: `${dashboardServer.url}/` } : {}),
     logger,
     async close() {
       // Followers of a request log would hold the server open until the grace period ends.
       requestLog?.close();
-      await served.close();
+      dashboard?.close();
+      await Promise.all([served.close(), dashboardServer?.close()]);
       await metricsServer?.close();
       untrack();
       unsync();

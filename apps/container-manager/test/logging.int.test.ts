@@ -156,8 +156,29 @@ describe('logs', () => {
 });
 
 describe('ACCESS_LOG=false', () => {
-  it('writes no access line and adds no request id', async () => {
+  it('writes no access line; the request log keeps request ids on', async () => {
     const quiet = await startManagerProcess({ LOG_LEVEL: 'info', ACCESS_LOG: 'false' });
+    try {
+      expect((await register(quiet.url, box.sessionId, { port: 3000 })).status).toBe(201);
+      const reply = await send(quiet.url, `/previews/${box.sessionId}/`, {
+        headers: { 'x-request-id': 'kept-as-is' },
+      });
+      expect(reply.status).toBe(200);
+      expect(reply.headers['x-request-id']).toBe('kept-as-is');
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(quiet.output()).toContain('listening on');
+      expect(quiet.output()).not.toContain('"msg":"access"');
+    } finally {
+      await quiet.stop();
+    }
+  });
+
+  it('with REQUEST_LOG_SIZE=0 too, traces nothing: no access line, no request id', async () => {
+    const quiet = await startManagerProcess({
+      LOG_LEVEL: 'info',
+      ACCESS_LOG: 'false',
+      REQUEST_LOG_SIZE: '0',
+    });
     try {
       expect((await register(quiet.url, box.sessionId, { port: 3000 })).status).toBe(201);
       const reply = await send(quiet.url, `/previews/${box.sessionId}/`, {

@@ -5,6 +5,12 @@ export {
   runClusteredService,
 } from './cluster.js';
 export {
+  createDashboard,
+  DASHBOARD_REQUEST_HEADER,
+  type Dashboard,
+  type DashboardOptions,
+} from './dashboard.js';
+export {
   ConfigError,
   listenPortSchema,
   optional,

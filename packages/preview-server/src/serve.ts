@@ -371,6 +371,8 @@ export interface RunningService {
   logger?: Logger;
   /** The metrics endpoint, when it serves one. */
   metricsUrl?: string;
+  /** The dashboard's page, when it serves one. */
+  dashboardUrl?: string;
 }
 
 /**
@@ -387,6 +389,8 @@ export function runService(name: string, start: () => Promise<RunningService>): 
     info(`${name} listening on ${service.url}`, { url: service.url });
     if (service.metricsUrl !== undefined)
       info(`${name} metrics on ${service.metricsUrl}`, { metricsUrl: service.metricsUrl });
+    if (service.dashboardUrl !== undefined)
+      info(`${name} dashboard on ${service.dashboardUrl}`, { dashboardUrl: service.dashboardUrl });
     const exit = (code: number) => {
       if (log) log.flush(() => process.exit(code));
       else process.exit(code);

@@ -1,6 +1,11 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { describe, expect, it } from 'vitest';
-import { stripRequestHeaders, stripResponseHeaders, upstreamRequestHeaders } from './headers.js';
+import {
+  stripRequestHeaders,
+  stripResponseHeaders,
+  upstreamRequestHeaders,
+  withoutDashboardCookie,
+} from './headers.js';
 
 describe('stripRequestHeaders', () => {
   it.each<[string, IncomingHttpHeaders, IncomingHttpHeaders]>([
@@ -100,5 +105,42 @@ describe('upstreamRequestHeaders', () => {
       'x-forwarded-for',
       '10.1.2.3',
     ]);
+  });
+});
+
+describe('the dashboard cookie', () => {
+  const context = {
+    remoteAddress: '10.1.2.3',
+    encrypted: false,
+    prefix: '/previews/abc',
+    trusted: false,
+    preserveHost: true,
+  };
+
+  it('is taken out of a Cookie value, the other cookies kept in order', () => {
+    expect(withoutDashboardCookie('a=1; sandbox_dashboard=secret; b=2')).toBe('a=1; b=2');
+    expect(withoutDashboardCookie('sandbox_dashboard=secret')).toBeUndefined();
+    expect(withoutDashboardCookie('sandbox_dashboard = secret;a=1')).toBe('a=1');
+    // Only that name: a cookie that merely contains it, or has it as its value, is the app's.
+    expect(withoutDashboardCookie('my_sandbox_dashboard=1; x=sandbox_dashboard')).toBe(
+      'my_sandbox_dashboard=1; x=sandbox_dashboard',
+    );
+    expect(withoutDashboardCookie('plain=1')).toBe('plain=1');
+  });
+
+  it('never reaches a container, on either header path', () => {
+    const headers: IncomingHttpHeaders = { host: 'h', cookie: 'app=1; sandbox_dashboard=secret' };
+    const list = upstreamRequestHeaders(headers, context);
+    expect(list).toContain('app=1');
+    expect(list.join('\n')).not.toContain('secret');
+    expect(upstreamRequestHeaders({ host: 'h', cookie: 'sandbox_dashboard=secret' }, context)).not.toContain(
+      'cookie',
+    );
+    const inPlace: IncomingHttpHeaders = { host: 'h', cookie: 'sandbox_dashboard=secret; app=1' };
+    stripRequestHeaders(inPlace);
+    expect(inPlace.cookie).toBe('app=1');
+    const only: IncomingHttpHeaders = { cookie: 'sandbox_dashboard=secret' };
+    stripRequestHeaders(only);
+    expect(only).not.toHaveProperty('cookie');
   });
 });

@@ -21,6 +21,25 @@ const HOP_BY_HOP = [
   'upgrade',
 ];
 
+/**
+ * The cookie of container-manager's dashboard session. Cookies are not kept apart by port, so a browser
+ * logged in to the dashboard sends it to the previews of the same host too: it is a credential of this
+ * service, never the container's, and is taken out of every forwarded `Cookie`.
+ */
+export const DASHBOARD_COOKIE = 'sandbox_dashboard';
+
+/** A `Cookie` value without the dashboard's cookie; `undefined` when nothing else was in it. */
+export function withoutDashboardCookie(value: string): string | undefined {
+  if (!value.includes(DASHBOARD_COOKIE)) return value;
+  const kept: string[] = [];
+  for (const part of value.split(';')) {
+    const pair = part.trim();
+    const eq = pair.indexOf('=');
+    if (pair !== '' && (eq === -1 ? pair : pair.slice(0, eq).trim()) !== DASHBOARD_COOKIE) kept.push(pair);
+  }
+  return kept.length === 0 ? undefined : kept.join('; ');
+}
+
 /** The header a preview token may travel in: a credential of this hop, never the container's. */
 export const PREVIEW_TOKEN_HEADER = 'x-preview-token';
 
@@ -36,7 +55,7 @@ function connectionTokens(headers: IncomingHttpHeaders): string[] {
 
 /**
  * Removes, in place, the headers that must not travel to the container: hop-by-hop fields, every field the
- * `Connection` header names, `Expect`, the internal key and a preview token header.
+ * `Connection` header names, `Expect`, the internal key, a preview token header and the dashboard's cookie.
  */
 export function stripRequestHeaders(headers: IncomingHttpHeaders): void {
   for (const token of connectionTokens(headers)) {
@@ -44,6 +63,11 @@ export function stripRequestHeaders(headers: IncomingHttpHeaders): void {
   }
   for (const name of HOP_BY_HOP) delete headers[name];
   for (const name of REQUEST_ONLY) delete headers[name];
+  if (headers.cookie !== undefined) {
+    const cookie = withoutDashboardCookie(headers.cookie);
+    if (cookie === undefined) delete headers.cookie;
+    else headers.cookie = cookie;
+  }
 }
 
 /** Removes, in place, the hop-by-hop fields of an upstream response and every field its `Connection` names. */
@@ -85,6 +109,10 @@ export function upstreamRequestHeaders(headers: IncomingHttpHeaders, context: Fo
     if (trusted ? COMPUTED_FORWARDING_FIELDS.has(name) : isForwardingFieldName(name)) continue;
     if (name === 'host' && fields.host !== undefined) out.push(name, fields.host);
     else if (name === 'origin' && fields.origin !== undefined) out.push(name, fields.origin);
+    else if (name === 'cookie') {
+      const cookie = withoutDashboardCookie(value as string);
+      if (cookie !== undefined) out.push(name, cookie);
+    }
     // Only Set-Cookie is ever a list in Node's object; undici sends each element as a field of its own.
     else out.push(name, value as string);
   }

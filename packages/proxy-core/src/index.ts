@@ -1,7 +1,13 @@
 export { createUpstreamAgent, type UpstreamAgentOptions } from './agent.js';
 export { hasMalformedPercentEncoding, type PreviewPath, splitPreviewPath } from './forward-path.js';
 export { applyForwardedHeaders, type ForwardedContext, portOfHost } from './forwarded-headers.js';
-export { INTERNAL_KEY_HEADER, stripRequestHeaders, stripResponseHeaders } from './headers.js';
+export {
+  DASHBOARD_COOKIE,
+  INTERNAL_KEY_HEADER,
+  stripRequestHeaders,
+  stripResponseHeaders,
+  withoutDashboardCookie,
+} from './headers.js';
 export {
   chooseUpstreamEngine,
   createPreviewProxy,
