@@ -5,7 +5,6 @@ import {
   type ExecEvent,
   type ManagerClient,
   ManagerError,
-  ManagerUnreachableError,
   type PreviewPort,
 } from './client.js';
 import { logLine, sessionTable, table, urlOfPort } from './format.js';
@@ -38,8 +37,11 @@ export interface CliIo {
   stderr(text: string): void;
   /** Opens a URL in a browser; default: `$BROWSER URL`, else the platform's opener. */
   openUrl?(url: string): Promise<void>;
-  /** Ends a follow (`logs -f`) when aborted: Ctrl-C. */
-  signal?: AbortSignal;
+  /**
+   * Called by a follow (`logs -f`) with what ends it, for the caller to run on Ctrl-C; returns what
+   * unregisters it. Other commands leave Ctrl-C to its default (the process ends).
+   */
+  interrupts?(stop: () => void): () => void;
   fetch?: typeof fetch;
   /** Printed by `--version`. */
   version?: string;
@@ -112,10 +114,13 @@ function choosePort(
 ): PreviewPort {
   if (previews.length === 0)
     throw new ManagerError(404, undefined, `Session ${sessionId} has no registered port`);
-  const found =
-    wanted === undefined
-      ? previews.find((preview) => preview.active)
-      : previews.find((p) => p.port === wanted);
+  if (wanted === undefined) {
+    const active = previews.find((preview) => preview.active);
+    if (active === undefined)
+      throw new ManagerError(404, undefined, `Session ${sessionId} has no active port`);
+    return active;
+  }
+  const found = previews.find((preview) => preview.port === wanted);
   if (found === undefined)
     throw new ManagerError(
       404,
@@ -168,8 +173,8 @@ async function run(argv: readonly string[], io: CliIo): Promise<number> {
   }
   const name = positionals[0];
   if (name === undefined) throw new UsageError('no command');
-  const allowed = COMMAND_OPTIONS[name];
-  if (allowed === undefined) throw new UsageError(`unknown command: ${name}`);
+  if (!Object.hasOwn(COMMAND_OPTIONS, name)) throw new UsageError(`unknown command: ${name}`);
+  const allowed = COMMAND_OPTIONS[name] ?? [];
   for (const option of Object.keys(values) as (keyof Values)[]) {
     if (!GLOBAL_OPTIONS.includes(option) && !allowed.includes(option))
       throw new UsageError(`${name} takes no --${option}`);
@@ -252,16 +257,24 @@ async function run(argv: readonly string[], io: CliIo): Promise<number> {
         for (const entry of await client.log(sessionId)) print(entry);
         return 0;
       }
-      await client.followLog(
-        sessionId,
-        {
-          entry: print,
-          dropped: (count) =>
-            io.stderr(`sandbox-preview: ${count} entries skipped (this reader fell behind)\n`),
-        },
-        io.signal,
-      );
-      return 0;
+      const stop = new AbortController();
+      const unregister = io.interrupts?.(() => stop.abort()) ?? (() => {});
+      try {
+        await client.followLog(
+          sessionId,
+          {
+            entry: print,
+            dropped: (count) =>
+              io.stderr(`sandbox-preview: ${count} entries skipped (this reader fell behind)\n`),
+          },
+          stop.signal,
+        );
+      } finally {
+        unregister();
+      }
+      if (stop.signal.aborted) return 0;
+      // Not asked to stop: the manager ended the stream (it stopped or restarted).
+      throw new ManagerError(0, undefined, 'the manager ended the log stream');
     }
     case 'exec': {
       const [sessionId = '', ...rest] = positionals.slice(1);
@@ -278,8 +291,7 @@ async function run(argv: readonly string[], io: CliIo): Promise<number> {
       if (last?.type === 'error') throw new ManagerError(0, last.code, last.message);
       throw new ManagerError(0, undefined, 'the exec stream ended without an exit code');
     }
-    default: {
-      // rm, the last command COMMAND_OPTIONS knows.
+    case 'rm': {
       const [sessionId = ''] = exactly(positionals, ['ID']);
       const removed = await client.removeSession(sessionId);
       if (values.json) json(removed);
@@ -289,8 +301,13 @@ async function run(argv: readonly string[], io: CliIo): Promise<number> {
         );
       return 0;
     }
+    default:
+      throw new UsageError(`unknown command: ${name}`);
   }
 }
+
+// One line, whatever a message holds.
+const oneLine = (text: string) => text.replace(/\s+/g, ' ').trim();
 
 /**
  * Runs one command line (`argv` without node and the script) and resolves with its exit code: 0, the
@@ -307,14 +324,10 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     }
     if (error instanceof ManagerError) {
       const what = [error.status > 0 ? String(error.status) : '', error.code ?? ''].filter(Boolean).join(' ');
-      io.stderr(`sandbox-preview: ${error.message}${what === '' ? '' : ` (${what})`}\n`);
+      io.stderr(`sandbox-preview: ${oneLine(error.message)}${what === '' ? '' : ` (${what})`}\n`);
       return 1;
     }
-    if (error instanceof ManagerUnreachableError) {
-      io.stderr(`sandbox-preview: ${error.message}\n`);
-      return 1;
-    }
-    io.stderr(`sandbox-preview: ${error instanceof Error ? error.message : String(error)}\n`);
+    io.stderr(`sandbox-preview: ${oneLine(error instanceof Error ? error.message : String(error))}\n`);
     return 1;
   }
 }

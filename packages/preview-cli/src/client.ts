@@ -220,26 +220,36 @@ export function createManagerClient({
         .entries,
 
     async followLog(sessionId, follower, signal) {
-      const res = await call('GET', `${sessionPath(sessionId)}/previews/log?follow=1`, {
-        accept: 'text/event-stream',
-        ...(signal === undefined ? {} : { signal }),
-      });
-      if (res.body === null) return;
+      // Server-Sent Events: fields up to a blank line; a field's one leading space is not its value's, and
+      // the data lines of one event join with newlines.
       let event = 'message';
-      let data = '';
+      let data: string[] = [];
       try {
+        const res = await call('GET', `${sessionPath(sessionId)}/previews/log?follow=1`, {
+          accept: 'text/event-stream',
+          ...(signal === undefined ? {} : { signal }),
+        });
+        if (res.body === null) return;
         for await (const line of linesOf(res.body)) {
           if (line === '') {
-            if (data !== '' && event === 'message') follower.entry(JSON.parse(data) as LogEntry);
-            if (data !== '' && event === 'dropped')
-              follower.dropped?.((JSON.parse(data) as { count: number }).count);
+            const text = data.join('\n');
+            if (data.length > 0 && event === 'message') follower.entry(JSON.parse(text) as LogEntry);
+            if (data.length > 0 && event === 'dropped')
+              follower.dropped?.((JSON.parse(text) as { count: number }).count);
             event = 'message';
-            data = '';
-          } else if (line.startsWith('event:')) event = line.slice(6).trim();
-          else if (line.startsWith('data:')) data += line.slice(5).trimStart();
+            data = [];
+            continue;
+          }
+          const colon = line.indexOf(':');
+          if (colon === 0) continue;
+          const field = colon === -1 ? line : line.slice(0, colon);
+          let value = colon === -1 ? '' : line.slice(colon + 1);
+          if (value.startsWith(' ')) value = value.slice(1);
+          if (field === 'event') event = value;
+          else if (field === 'data') data.push(value);
         }
       } catch (error) {
-        // Aborted by the caller: the follow is over, as asked.
+        // Stopped by the caller, before or during the stream: the follow is over, as asked.
         if (!signal?.aborted) throw error;
       }
     },

@@ -210,6 +210,7 @@ describe('sandbox-preview', () => {
       async () => stdout,
       (text) => text.includes('/logged'),
     );
+    expect(stdout).toContain(`GET /previews/${id}/logged`);
     // ...then each request as it ends.
     await httpRequest(manager.url, `/previews/${id}/live-one`);
     await until(
@@ -273,6 +274,9 @@ describe('sandbox-preview errors', () => {
     const usage = /Run 'sandbox-preview --help' for usage\.\n$/;
     expectOneLineError(await cli([]), 2, usage);
     expectOneLineError(await cli(['frobnicate']), 2, /unknown command: frobnicate/);
+    // Names every object has are not commands either.
+    expectOneLineError(await cli(['toString', 'abc']), 2, /unknown command: toString/);
+    expectOneLineError(await cli(['__proto__', 'abc']), 2, /unknown command: __proto__/);
     expectOneLineError(
       await cli(['ls'], { SANDBOX_MANAGER_KEY: '' }),
       2,

@@ -143,13 +143,14 @@ export const DASHBOARD_SCRIPT = `'use strict';
   let selected = null;
   let follow = null;
 
-  async function call(method, path, body) {
+  async function call(method, path, body, signal) {
     const res = await fetch(api + path, {
       method,
+      signal,
       headers: { 'x-sandbox-dashboard': '1', ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
-    if (res.status === 403) { location.reload(); throw new Error('signed out'); }
+    if (res.status === 403) { signedOut(); throw new Error('Signed out: reload the page to sign in again.'); }
     if (!res.ok) {
       const error = await res.json().catch(() => ({ message: res.status + ' ' + res.statusText }));
       throw new Error(error.message + (error.code ? ' (' + error.code + ')' : ''));
@@ -158,6 +159,14 @@ export const DASHBOARD_SCRIPT = `'use strict';
   }
 
   function showError(error) { $('error').textContent = error ? String(error.message || error) : ''; }
+
+  // The login expired or was ended elsewhere: stop polling and following, and say so (a reload signs in).
+  let polling = null;
+  function signedOut() {
+    if (polling !== null) { clearInterval(polling); polling = null; }
+    if (follow) { follow.close(); follow = null; }
+    showError('Signed out: reload the page to sign in again.');
+  }
 
   function stateBadge(state) {
     const kind = state === 'running' ? 'running' : state === 'exited' || state === 'dead' ? state : 'other';
@@ -213,7 +222,7 @@ export const DASHBOARD_SCRIPT = `'use strict';
   async function refresh() {
     try {
       const res = await fetch(api + '/sessions');
-      if (res.status === 403) { location.reload(); return; }
+      if (res.status === 403) { signedOut(); return; }
       if (res.status === 404) { $('sessions-note').textContent = 'The sessions API is off on this service (SESSIONS_API=false).'; return; }
       sessions = (await res.json()).sessions;
       drawSessions();
@@ -236,9 +245,12 @@ export const DASHBOARD_SCRIPT = `'use strict';
     return row;
   }
 
+  let running = null;
   function select(id) {
     selected = id;
     if (follow) { follow.close(); follow = null; }
+    // A command still streaming belongs to the session it was run in: its output stops here.
+    if (running) { running.abort(); running = null; }
     drawSessions();
     $('detail').hidden = id === null;
     if (id === null) return;
@@ -294,8 +306,11 @@ export const DASHBOARD_SCRIPT = `'use strict';
     const output = $('exec-output');
     const command = String(new FormData(event.target).get('command'));
     output.textContent = '$ ' + command + '\\n';
+    if (running) running.abort();
+    const controller = new AbortController();
+    running = controller;
     try {
-      const res = await call('POST', '/sessions/' + encodeURIComponent(selected) + '/exec', { cmd: ['sh', '-c', command] });
+      const res = await call('POST', '/sessions/' + encodeURIComponent(selected) + '/exec', { cmd: ['sh', '-c', command] }, controller.signal);
       const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
       let pending = '';
       for (;;) {
@@ -313,10 +328,14 @@ export const DASHBOARD_SCRIPT = `'use strict';
           else if (item.type === 'error') output.textContent += '[' + item.code + ': ' + item.message + ']\\n';
         }
       }
-    } catch (error) { output.textContent += '[' + error.message + ']\\n'; }
+    } catch (error) {
+      if (!controller.signal.aborted) output.textContent += '[' + error.message + ']\\n';
+    } finally {
+      if (running === controller) running = null;
+    }
   });
 
   refresh();
-  setInterval(() => { if (!document.hidden) refresh(); }, 2000);
+  polling = setInterval(() => { if (!document.hidden) refresh(); }, 2000);
 })();
 `;

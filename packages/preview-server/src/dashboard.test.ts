@@ -130,6 +130,40 @@ describe('createDashboard', () => {
     expect(preview.json()).toMatchObject({ code: 'ROUTE_NOT_FOUND' });
   });
 
+  it('refuses what a browser marks as from elsewhere, reads included: the previews are the same site', async () => {
+    const { url, received, signIn } = await start();
+    const { cookie } = await signIn();
+    for (const site of ['same-site', 'cross-site']) {
+      const read = await httpRequest(url, '/api/internal/sessions', {
+        headers: { cookie, 'sec-fetch-site': site },
+      });
+      expect(read.status, site).toBe(403);
+      const out = await httpRequest(url, '/logout', {
+        method: 'POST',
+        headers: { cookie, 'sec-fetch-site': site },
+      });
+      expect(out.status, site).toBe(403);
+    }
+    // Its own page's requests, and a user's own navigation, are fine.
+    for (const site of ['same-origin', 'none'])
+      expect(
+        (await httpRequest(url, '/api/internal/sessions', { headers: { cookie, 'sec-fetch-site': site } }))
+          .status,
+      ).toBe(200);
+    expect(received).toHaveLength(2);
+    // Still signed in: the refused logout did nothing.
+    expect((await httpRequest(url, '/api/internal/sessions', { headers: { cookie } })).status).toBe(200);
+  });
+
+  it('is not fooled by a planted cookie of the same name in front of the real one', async () => {
+    const { url, signIn } = await start();
+    const { cookie } = await signIn();
+    const planted = `sandbox_dashboard=planted; ${cookie}`;
+    expect((await httpRequest(url, '/api/internal/sessions', { headers: { cookie: planted } })).status).toBe(
+      200,
+    );
+  });
+
   it('forgets every login on close', async () => {
     const { url, dashboard, signIn } = await start();
     const { cookie } = await signIn();

@@ -14,8 +14,9 @@ import { createKeyMatcher } from './internal-key.js';
 // code from a sandbox. On the same origin as the dashboard, that code could call the API with the user's
 // cookie. On another origin it cannot: its requests that change anything need the `X-Sandbox-Dashboard`
 // header, which a cross-origin page can only send after a CORS preflight nobody answers, and what it reads is
-// refused to it by the browser. Cookies are not kept apart by port, so the cookie also reaches the main
-// port: proxy-core takes it out of every request it forwards, and the main port's API never takes it.
+// refused to it by the browser; a request the browser marks as from elsewhere (Sec-Fetch-Site) is refused
+// outright, reads too. Cookies are not kept apart by port, so the cookie also reaches the main port:
+// proxy-core takes it out of every request it forwards, and the main port's API never takes it.
 
 /** The header the dashboard's script sends with every request that changes something. */
 export const DASHBOARD_REQUEST_HEADER = 'x-sandbox-dashboard';
@@ -58,15 +59,26 @@ const PAGE_HEADERS = {
   'x-content-type-options': 'nosniff',
 };
 
-function cookieOf(req: IncomingMessage): string | undefined {
+// Every value of our cookie in the request: a page of another port of the host can plant one of the same
+// name (on a longer path, sent first), which must not hide the real one.
+function cookiesOf(req: IncomingMessage): string[] {
   const header = req.headers.cookie;
-  if (header === undefined) return undefined;
+  if (header === undefined) return [];
+  const values: string[] = [];
   for (const part of header.split(';')) {
     const pair = part.trim();
     const eq = pair.indexOf('=');
-    if (eq !== -1 && pair.slice(0, eq).trim() === DASHBOARD_COOKIE) return pair.slice(eq + 1).trim();
+    if (eq !== -1 && pair.slice(0, eq).trim() === DASHBOARD_COOKIE) values.push(pair.slice(eq + 1).trim());
   }
-  return undefined;
+  return values;
+}
+
+// Browsers say where a request comes from. The previews are on another port of the same host, so the
+// same site: SameSite cookies still go with their requests, reads included. Anything a browser marks as
+// not from this origin is refused (a user's own navigation is `none`; tools send nothing).
+function fromElsewhere(req: IncomingMessage): boolean {
+  const site = req.headers['sec-fetch-site'];
+  return site !== undefined && site !== 'same-origin' && site !== 'none';
 }
 
 function readBody(req: IncomingMessage, limit: number): Promise<string | undefined> {
@@ -96,15 +108,13 @@ export function createDashboard(options: DashboardOptions): Dashboard {
   const logins = new Map<string, number>();
 
   const loggedIn = (req: IncomingMessage): string | undefined => {
-    const token = cookieOf(req);
-    if (token === undefined) return undefined;
-    const expires = logins.get(token);
-    if (expires === undefined) return undefined;
-    if (expires <= now()) {
+    for (const token of cookiesOf(req)) {
+      const expires = logins.get(token);
+      if (expires === undefined) continue;
+      if (expires > now()) return token;
       logins.delete(token);
-      return undefined;
     }
-    return token;
+    return undefined;
   };
 
   const cookie = (req: IncomingMessage, value: string, maxAgeSeconds: number) => {
@@ -138,7 +148,11 @@ export function createDashboard(options: DashboardOptions): Dashboard {
   function callApi(req: IncomingMessage, res: ServerResponse): void {
     const changes = req.method !== 'GET' && req.method !== 'HEAD';
     // A cross-origin page cannot add this header without a preflight, which is never answered.
-    if (loggedIn(req) === undefined || (changes && req.headers[DASHBOARD_REQUEST_HEADER] !== '1')) {
+    if (
+      fromElsewhere(req) ||
+      loggedIn(req) === undefined ||
+      (changes && req.headers[DASHBOARD_REQUEST_HEADER] !== '1')
+    ) {
       sendErrorResponse(res, previewErrors.forbidden());
       return;
     }
@@ -157,6 +171,10 @@ export function createDashboard(options: DashboardOptions): Dashboard {
     const read = method === 'GET' || method === 'HEAD';
     if (path === '/' && read) {
       page(res, 200, loggedIn(req) === undefined ? loginPage(title) : dashboardPage(title, apiPrefix));
+      return;
+    }
+    if ((path === '/login' || path === '/logout') && method === 'POST' && fromElsewhere(req)) {
+      sendErrorResponse(res, previewErrors.forbidden());
       return;
     }
     if (path === '/login' && method === 'POST') {

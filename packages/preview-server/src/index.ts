@@ -108,6 +108,7 @@ export {
 export {
   combineRecorders,
   createRequestLog,
+  REQUEST_LOG_MAX_PATH,
   type RequestLog,
   type RequestLogEntry,
   type RequestLogFollower,

@@ -152,8 +152,9 @@ export function createRequestLogApi(log: RequestLog): InternalApiModule {
       } satisfies RequestLogView);
       return;
     }
+    // An EventSource reconnects to the same URL with the last id it saw: that wins over the URL's `after`.
     const lastEventId = req.headers['last-event-id'];
-    streamLog(res, log, sessionId, parseAfter(req.query.after ?? lastEventId));
+    streamLog(res, log, sessionId, parseAfter(lastEventId ?? req.query.after));
   });
   return { router, document: DOCUMENT };
 }

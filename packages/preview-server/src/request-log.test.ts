@@ -1,6 +1,11 @@
 import type { AccessRecord } from '@sandbox/preview-routes';
 import { describe, expect, it, vi } from 'vitest';
-import { combineRecorders, createRequestLog, type RequestLogEntry } from './request-log.js';
+import {
+  combineRecorders,
+  createRequestLog,
+  REQUEST_LOG_MAX_PATH,
+  type RequestLogEntry,
+} from './request-log.js';
 
 let ids = 0;
 // Fields to set; one given as undefined is left out (a record without a port, say).
@@ -154,6 +159,25 @@ describe('createRequestLog', () => {
     log.follow('abc', { entry: good, end() {} });
     expect(() => log.record(access())).not.toThrow();
     expect(good).toHaveBeenCalledOnce();
+  });
+
+  it('cuts a path longer than REQUEST_LOG_MAX_PATH', () => {
+    const log = createRequestLog();
+    log.record(access({ path: `/previews/abc/${'x'.repeat(20_000)}` }));
+    const [entry] = log.entries('abc');
+    expect(entry?.path).toHaveLength(REQUEST_LOG_MAX_PATH + 1);
+    expect(entry?.path.endsWith('x…')).toBe(true);
+  });
+
+  it('moves the busiest log back to the end after another is opened', () => {
+    const log = createRequestLog({ maxSessions: 2 });
+    log.record(access({ sessionId: 'busy' }));
+    log.open('quiet');
+    log.record(access({ sessionId: 'busy' }));
+    log.open('new'); // quiet, written least recently, goes: not busy
+    expect(log.entries('busy')).toHaveLength(2);
+    log.record(access({ sessionId: 'busy' }));
+    expect(log.entries('busy').map((entry) => entry.seq)).toEqual([1, 2, 3]);
   });
 
   it('refuses bounds that are not positive integers', () => {

@@ -87,6 +87,17 @@ interface Ring {
   followers: Set<RequestLogFollower> | undefined;
 }
 
+/** Longest path an entry keeps; a longer one is cut there and ends with `…`. */
+export const REQUEST_LOG_MAX_PATH = 1024;
+
+// A record whose path is longer than an entry keeps, with the path cut: anyone may send a 16 KiB path, and
+// 50,000 of them would be 800 MiB. Copied through a buffer, since a slice of a string can keep the whole.
+function bounded(record: AccessRecord): AccessRecord {
+  if (record.path.length <= REQUEST_LOG_MAX_PATH) return record;
+  const cut = Buffer.from(`${record.path.slice(0, REQUEST_LOG_MAX_PATH)}…`, 'utf8').toString('utf8');
+  return { ...record, path: cut };
+}
+
 function positiveInteger(name: string, value: number): number {
   if (!Number.isInteger(value) || value < 1) throw new RangeError(`${name} must be a positive integer`);
   return value;
@@ -144,6 +155,8 @@ export function createRequestLog(options: RequestLogOptions = {}): RequestLog {
     }
     const ring: Ring = { items: [], seq: 0, followers: undefined };
     rings.set(sessionId, ring);
+    // The last written is no longer last in the map: its next write must move it there again.
+    lastWritten = undefined;
     return ring;
   }
 
@@ -161,7 +174,7 @@ export function createRequestLog(options: RequestLogOptions = {}): RequestLog {
       rings.set(sessionId, ring);
     }
     lastWritten = ring;
-    const stored: Stored = { seq: ++ring.seq, at: now(), record: accessRecord };
+    const stored: Stored = { seq: ++ring.seq, at: now(), record: bounded(accessRecord) };
     ring.items[(stored.seq - 1) % perSession] = stored;
     if (ring.followers === undefined) return;
     const entry = toEntry(stored);

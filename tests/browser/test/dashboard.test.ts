@@ -64,7 +64,7 @@ describe('the dashboard', () => {
       await page.waitForSelector('[data-testid=sessions]');
       expect(await page.textContent('[data-testid=sessions-note]')).toContain('No sessions yet');
       // The page's script cannot read it; the browser holds it for the host.
-      expect(await page.evaluate(() => document.cookie)).toBe('');
+      expect(await page.evaluate('document.cookie')).toBe('');
       const cookies = await context.cookies(dashboard);
       expect(cookies.find((cookie) => cookie.name === 'sandbox_dashboard')).toMatchObject({
         httpOnly: true,
@@ -162,6 +162,16 @@ describe('the dashboard', () => {
         }
       }, `${dashboard}api/internal/sessions`);
       expect(crossOrigin).toBe('refused: TypeError');
+      // Nor read from it, even blind (no-cors, the cookie sent): the browser marks the request as from
+      // another site, and the dashboard refuses it before anything runs (the status shows to the test only).
+      const blindUrl = `${dashboard}api/internal/sessions`;
+      const [blind] = await Promise.all([
+        preview.waitForResponse((response) => response.url() === blindUrl),
+        preview.evaluate(async (url) => {
+          await fetch(url, { mode: 'no-cors', credentials: 'include' }).catch(() => undefined);
+        }, blindUrl),
+      ]);
+      expect(blind.status()).toBe(403);
     } finally {
       await preview.close();
     }
@@ -178,6 +188,13 @@ describe('the dashboard', () => {
     });
     expect(posted.status).toBe(403);
     expect(posted.json()).toMatchObject({ code: 'FORBIDDEN' });
+    // Nothing those attempts asked for happened.
+    const listed = await httpRequest(mainOrigin, '/api/internal/sessions', {
+      headers: { 'x-internal-service-key': TEST_KEY },
+    });
+    expect(
+      listed.json<{ sessions: { sessionId: string }[] }>().sessions.map((each) => each.sessionId),
+    ).toEqual([sessionId]);
   });
 
   test('stops and removes the session', async () => {
@@ -193,9 +210,15 @@ describe('the dashboard', () => {
     });
   });
 
-  test('signs out', async () => {
+  test('signs out, and the old cookie opens nothing', async () => {
+    const { context } = await (browser as Promise<HeadlessChromium>);
+    const cookie = (await context.cookies(dashboard)).find((each) => each.name === 'sandbox_dashboard');
+    if (cookie === undefined) throw new Error('not signed in');
+    const headers = { cookie: `sandbox_dashboard=${cookie.value}` };
+    const base = dashboard.replace(/\/$/, '');
+    expect((await httpRequest(base, '/api/internal/sessions', { headers })).status).toBe(200);
     await page.click('[data-testid=logout]');
     await page.waitForSelector('#key');
-    expect((await httpRequest(dashboard.replace(/\/$/, ''), '/api/internal/sessions')).status).toBe(403);
+    expect((await httpRequest(base, '/api/internal/sessions', { headers })).status).toBe(403);
   });
 });

@@ -213,8 +213,10 @@ describe('release rehearsal against a local registry', () => {
     console.log(seen.join('\n'));
   });
 
-  it('installs @sandbox/preview-core from the registry into a fresh project', async () => {
+  it('installs @sandbox/preview-core (and the command line) from the registry into a fresh project', async () => {
     expect(previewCore, 'packages/preview-core/package.json').toBeDefined();
+    const previewCli = packages.find(({ manifest }) => manifest.name === '@sandbox/preview-cli')?.manifest;
+    expect(previewCli, 'packages/preview-cli/package.json').toBeDefined();
     consumerDir = mkdtempSync(join(work, 'consumer-'));
     cpSync(CONSUMER_SOURCES, consumerDir, { recursive: true });
     writeFileSync(
@@ -225,7 +227,11 @@ describe('release rehearsal against a local registry', () => {
           version: '0.0.0',
           private: true,
           type: 'module',
-          dependencies: { '@sandbox/preview-core': previewCore?.version, express: '^5.1.0' },
+          dependencies: {
+            '@sandbox/preview-core': previewCore?.version,
+            '@sandbox/preview-cli': previewCli?.version,
+            express: '^5.1.0',
+          },
           devDependencies: { '@types/express': '^5.0.0', '@types/node': '^22.15.0', typescript: '~5.9.0' },
         },
         null,
@@ -252,6 +258,13 @@ describe('release rehearsal against a local registry', () => {
       );
     }
     expect(lock.packages['node_modules/express']?.resolved).toMatch(/^https:\/\/registry\.npmjs\.org\//);
+    // npm linked the command, and it runs.
+    const version = await run(join(consumerDir, 'node_modules/.bin/sandbox-preview'), ['--version'], {
+      cwd: consumerDir,
+      env: cleanEnv(),
+    });
+    expect(version.code, describeRun('sandbox-preview --version', version)).toBe(0);
+    expect(version.stdout.trim()).toBe(previewCli?.version);
   });
 
   it('ESM: mounts the routes in Express and proxies to a real container', async () => {
