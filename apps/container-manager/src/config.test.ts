@@ -43,6 +43,15 @@ describe('loadConfig', () => {
     });
   });
 
+  it('wants the dashboard on a port of its own', () => {
+    expect(loadConfig({ INTERNAL_SERVICE_KEY: 'k', DASHBOARD_PORT: '4004' }).DASHBOARD_PORT).toBe(4004);
+    expect(loadConfig({ INTERNAL_SERVICE_KEY: 'k', PORT: '0', DASHBOARD_PORT: '0' }).DASHBOARD_PORT).toBe(0);
+    for (const env of [{ DASHBOARD_PORT: '4002' }, { DASHBOARD_PORT: '9100', METRICS_PORT: '9100' }])
+      expect(() => loadConfig({ INTERNAL_SERVICE_KEY: 'k', ...env })).toThrow(
+        /DASHBOARD_PORT must differ from PORT and METRICS_PORT/,
+      );
+  });
+
   it('reads the sessions settings: sizes as Docker spells them, a public URL, pulling', () => {
     const config = loadConfig({
       INTERNAL_SERVICE_KEY: 'k',

@@ -1,4 +1,4 @@
-import { listenPortSchema, parseEnvConfig, sharedEnvShape } from '@sandbox/preview-core';
+import { ConfigError, listenPortSchema, parseEnvConfig, sharedEnvShape } from '@sandbox/preview-core';
 import { z } from 'zod';
 
 const BYTE_UNITS: Readonly<Record<string, number>> = {
@@ -60,5 +60,16 @@ export type ContainerManagerConfig = z.infer<typeof configSchema>;
 
 /** Reads and validates the environment once, at start-up. */
 export function loadConfig(env: NodeJS.ProcessEnv): ContainerManagerConfig {
-  return parseEnvConfig(configSchema, env, ['INTERNAL_SERVICE_KEY']);
+  const config = parseEnvConfig(configSchema, env, ['INTERNAL_SERVICE_KEY']);
+  // The dashboard is safe from the previews only on an origin of its own (docs/developer-view.md).
+  const { DASHBOARD_PORT: dashboard } = config;
+  if (
+    dashboard !== undefined &&
+    dashboard !== 0 &&
+    (dashboard === config.PORT || dashboard === config.METRICS_PORT)
+  )
+    throw new ConfigError(
+      'Invalid configuration: DASHBOARD_PORT must differ from PORT and METRICS_PORT (the dashboard needs a port, and an origin, of its own)',
+    );
+  return config;
 }

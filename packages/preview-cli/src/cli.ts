@@ -15,7 +15,10 @@ export const DEFAULT_MANAGER_URL = 'http://localhost:4002';
 export const USAGE = `Usage: sandbox-preview [--url URL] [--key KEY] [--json] COMMAND
 
 Commands:
-  up IMAGE [-p PORT]... [--id ID] [-e NAME=VALUE]...  create and start a session from a local image
+  up IMAGE [-p PORT]... [--id ID] [-e NAME=VALUE]... [--keep-prefix]
+                                        create and start a session from a local image; --keep-prefix:
+                                        its ports get the whole /previews/ID/ path (dev servers told
+                                        their base through PREVIEW_BASE_PATH: Vite, Next.js)
   ls                                    the sessions created through the manager
   open ID [PORT] [--print]              open a preview in the browser (--print: only print its URL)
   logs ID [-f]                          a preview's request log; -f follows it live
@@ -61,13 +64,14 @@ const OPTIONS = {
   env: { type: 'string', short: 'e', multiple: true },
   follow: { type: 'boolean', short: 'f' },
   print: { type: 'boolean' },
+  'keep-prefix': { type: 'boolean' },
 } as const;
 
 type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
 
 // The options each command takes beyond the global ones.
 const COMMAND_OPTIONS: Record<string, readonly (keyof Values)[]> = {
-  up: ['port', 'id', 'env'],
+  up: ['port', 'id', 'env', 'keep-prefix'],
   ls: [],
   open: ['print'],
   logs: ['follow'],
@@ -199,7 +203,13 @@ async function run(argv: readonly string[], io: CliIo): Promise<number> {
       const session = await client.createSession({
         image,
         ...(values.id === undefined ? {} : { sessionId: values.id }),
-        ...(values.port === undefined ? {} : { ports: values.port.map(portOf) }),
+        ...(values.port === undefined
+          ? {}
+          : {
+              ports: values.port.map((raw) =>
+                values['keep-prefix'] ? { port: portOf(raw), stripPrefix: false } : portOf(raw),
+              ),
+            }),
         ...(env === undefined ? {} : { env }),
       });
       if (values.json) json(session);

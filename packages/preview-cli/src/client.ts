@@ -66,7 +66,8 @@ export interface Session {
 export interface CreateSession {
   image: string;
   sessionId?: string;
-  ports?: number[];
+  /** A number, or with the registration's `stripPrefix` (false: the app serves under its public base). */
+  ports?: (number | { port: number; stripPrefix: boolean })[];
   env?: Record<string, string>;
   cmd?: string[];
 }

@@ -229,6 +229,19 @@ describe('sandbox-preview', () => {
     expect((await cli(['exec', id, '--', 'true'])).code).toBe(0);
   });
 
+  it('up --keep-prefix: the app gets the whole path, as a dev server told its base wants', async () => {
+    const kept = uniqueSessionId('cli');
+    sessions.push(kept);
+    const up = await cli(['up', FIXTURE_NODE_IMAGE, '-p', '3000', '--id', kept, '--keep-prefix']);
+    expect(up.code, up.stderr).toBe(0);
+    const seen = await until(
+      () => httpRequest(manager.url, `/previews/${kept}/some/page`),
+      (reply) => reply.status === 200,
+    );
+    expect(seen.json()).toMatchObject({ url: `/previews/${kept}/some/page` });
+    expect((await cli(['rm', kept])).code).toBe(0);
+  });
+
   it('rm: removes the session, and says so; a second rm is the contract’s 404', async () => {
     const run = await cli(['rm', id]);
     expect(run).toEqual({ code: 0, stdout: `removed ${id} (ports 3000)\n`, stderr: '' });
