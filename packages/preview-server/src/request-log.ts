@@ -5,32 +5,15 @@ import type { AccessRecord, AccessRecorder } from '@sandbox/preview-routes';
 // no timers. `record` runs once per request on the hot path: a map lookup and a slot assignment, and a
 // call per live follower; the record object the access path already built is kept as it is.
 
-/** One request or WebSocket of a preview, as the request log returns it. */
-export interface RequestLogEntry {
+/**
+ * One request or WebSocket of a preview, as the request log returns it: its access record, without the
+ * session (the log is the session's), numbered and timed.
+ */
+export interface RequestLogEntry extends Omit<AccessRecord, 'sessionId'> {
   /** 1 for the session's first entry, then one more for each: resume a follow after it. */
   seq: number;
   /** When it ended (ISO 8601). */
   time: string;
-  kind: AccessRecord['kind'];
-  requestId: string;
-  /** The route that served it (`/previews`, `/internal-previews/proxy`, `host`). */
-  route?: string;
-  /** The container port it went to, once resolved. */
-  port?: number;
-  method: string;
-  /** The path the client asked for, without its query string (a query may carry tokens). */
-  path: string;
-  /** 0 when the client left before any status; 101 for a WebSocket the app accepted. */
-  status: number;
-  durationMs: number;
-  bytesIn: number;
-  bytesOut: number;
-  upstreamConnectMs?: number;
-  /** A WebSocket's close code: the first close frame either side sent. */
-  closeCode?: number;
-  aborted: boolean;
-  /** The contract code of an error answered instead of the app's response. */
-  error?: string;
 }
 
 /** What a follower is told: each new entry, and the end when the log is closed. */
@@ -103,27 +86,9 @@ function positiveInteger(name: string, value: number): number {
   return value;
 }
 
-// The public shape: the record's fields but its session (the log is the session's), with its seq and time.
 function toEntry({ seq, at, record }: Stored): RequestLogEntry {
-  const entry: RequestLogEntry = {
-    seq,
-    time: new Date(at).toISOString(),
-    kind: record.kind,
-    requestId: record.requestId,
-    method: record.method,
-    path: record.path,
-    status: record.status,
-    durationMs: record.durationMs,
-    bytesIn: record.bytesIn,
-    bytesOut: record.bytesOut,
-    aborted: record.aborted,
-  };
-  if (record.route !== undefined) entry.route = record.route;
-  if (record.port !== undefined) entry.port = record.port;
-  if (record.upstreamConnectMs !== undefined) entry.upstreamConnectMs = record.upstreamConnectMs;
-  if (record.closeCode !== undefined) entry.closeCode = record.closeCode;
-  if (record.error !== undefined) entry.error = record.error;
-  return entry;
+  const { sessionId: _session, ...fields } = record;
+  return { seq, time: new Date(at).toISOString(), ...fields };
 }
 
 /** A request log per session, bounded in entries per session and in sessions. */
@@ -134,12 +99,6 @@ export function createRequestLog(options: RequestLogOptions = {}): RequestLog {
   // In the order of their last write (Map keeps insertion order): the first is the one to evict.
   const rings = new Map<string, Ring>();
   let lastWritten: Ring | undefined;
-
-  function endFollowers(ring: Ring): void {
-    const followers = ring.followers;
-    ring.followers = undefined;
-    if (followers) for (const follower of followers) follower.end();
-  }
 
   function ringOf(sessionId: string): Ring {
     const found = rings.get(sessionId);
@@ -217,7 +176,11 @@ export function createRequestLog(options: RequestLogOptions = {}): RequestLog {
       };
     },
     close() {
-      for (const ring of rings.values()) endFollowers(ring);
+      for (const ring of rings.values()) {
+        const followers = ring.followers;
+        ring.followers = undefined;
+        if (followers) for (const follower of followers) follower.end();
+      }
     },
   };
 }

@@ -7,6 +7,15 @@ import {
   withoutDashboardCookie,
 } from './headers.js';
 
+// A client from an untrusted peer, on the path route.
+const context = {
+  remoteAddress: '10.1.2.3',
+  encrypted: false,
+  prefix: '/previews/abc',
+  trusted: false,
+  preserveHost: true,
+};
+
 describe('stripRequestHeaders', () => {
   it.each<[string, IncomingHttpHeaders, IncomingHttpHeaders]>([
     ['the internal key', { 'x-internal-service-key': 's3cret', accept: '*/*' }, { accept: '*/*' }],
@@ -66,14 +75,6 @@ describe('stripResponseHeaders', () => {
 });
 
 describe('upstreamRequestHeaders', () => {
-  const context = {
-    remoteAddress: '10.1.2.3',
-    encrypted: false,
-    prefix: '/previews/abc',
-    trusted: false,
-    preserveHost: true,
-  };
-
   it('sends the client fields, minus hop-by-hop ones, then the forwarding fields', () => {
     const headers = { host: 'a.test', connection: 'keep-alive', 'keep-alive': '5', accept: '*/*' };
     expect(upstreamRequestHeaders(headers, context)).toEqual([
@@ -109,14 +110,6 @@ describe('upstreamRequestHeaders', () => {
 });
 
 describe('the dashboard cookie', () => {
-  const context = {
-    remoteAddress: '10.1.2.3',
-    encrypted: false,
-    prefix: '/previews/abc',
-    trusted: false,
-    preserveHost: true,
-  };
-
   it('is taken out of a Cookie value, the other cookies kept in order', () => {
     expect(withoutDashboardCookie('a=1; sandbox_dashboard=secret; b=2')).toBe('a=1; b=2');
     expect(withoutDashboardCookie('sandbox_dashboard=secret')).toBeUndefined();
